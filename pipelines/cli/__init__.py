@@ -1,0 +1,1 @@
+"""The `featurestream` command line: one module per resource (stack, submit, ...), wired in main."""

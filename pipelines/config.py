@@ -1,0 +1,196 @@
+"""One settings object for every component, overridable from the environment and a TOML file.
+
+Precedence, highest first: constructor arguments, environment variables (``FEATURESTREAM_`` prefix, ``__``
+between nested names, e.g. ``FEATURESTREAM_KAFKA__BOOTSTRAP_SERVERS``), the TOML file named by
+``FEATURESTREAM_CONFIG`` (default ``featurestream.toml`` in the working directory, if present), then defaults.
+
+Secrets are :class:`~pydantic.SecretStr` (never shown by ``repr`` or ``status``) and may instead be read from a
+file (``*_file`` settings), so they need not sit in the environment at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pipelines.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE_ENV = "FEATURESTREAM_CONFIG"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSecurity(_Frozen):
+    """How every Kafka client (producer, consumer, admin, Spark source and sink) authenticates."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password; read at use, never logged."
+    )
+    ssl_ca_location: Path | None = Field(default=None, description="PEM file of trusted CA certificates.")
+    ssl_certificate_location: Path | None = Field(default=None, description="Client certificate (PEM).")
+    ssl_key_location: Path | None = Field(default=None, description="Client private key (PEM).")
+    ssl_key_password: SecretStr | None = None
+    ssl_endpoint_identification: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSecurity:
+        if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                raise ValueError(f"security protocol {self.protocol} needs kafka.security.sasl_mechanism")
+            if not self.sasl_username:
+                raise ValueError(f"security protocol {self.protocol} needs kafka.security.sasl_username")
+            if self.sasl_password is None and self.sasl_password_file is None:
+                raise ValueError(
+                    f"security protocol {self.protocol} needs kafka.security.sasl_password "
+                    "or kafka.security.sasl_password_file"
+                )
+        return self
+
+    def resolved_sasl_password(self) -> str | None:
+        """The SASL password, from the setting or its file; read only when a client is configured."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            try:
+                return self.sasl_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read kafka.security.sasl_password_file {self.sasl_password_file}: {exc.strerror}"
+                ) from exc
+        return None
+
+
+class TopicNames(_Frozen):
+    """Names of the project's topics; change them to share a cluster with other deployments."""
+
+    transactions: str = "transactions"
+    labels: str = "labels"
+    scores: str = "scores"
+    dead_letter: str = "transactions.dlq"
+    alerts: str = "alerts"
+
+    def all(self) -> list[str]:
+        return [self.transactions, self.labels, self.scores, self.dead_letter, self.alerts]
+
+
+class KafkaSettings(_Frozen):
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="host:port list of an existing cluster; unset means the embedded broker on stack.broker_port.",
+    )
+    partitions: int = Field(default=3, ge=1, description="Partitions of each project topic when created.")
+    replication_factor: int = Field(default=1, ge=1)
+    topics: TopicNames = TopicNames()
+    security: KafkaSecurity = KafkaSecurity()
+    client_id: str = "featurestream"
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class StackSettings(_Frozen):
+    """Where and how the embedded stack (single-node KRaft broker) runs."""
+
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".featurestream", description="Broker data, logs, pid files, checkpoints."
+    )
+    host: str = "127.0.0.1"
+    broker_port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    broker_heap: str = Field(default="1g", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=90.0, gt=0)
+    jars_dir: Path = Field(default=PROJECT_ROOT / "infra" / "jars", description="Where `make jars` puts jars.")
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> StackSettings:
+        if self.broker_port == self.controller_port:
+            raise ValueError("stack.broker_port and stack.controller_port must differ")
+        return self
+
+
+class SparkSettings(_Frozen):
+    master: str = "local[2]"
+    app_name: str = "featurestream"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    driver_memory: str = "2g"
+    checkpoint_root: Path | None = Field(
+        default=None, description="Root of per-query checkpoints; unset means <state_dir>/checkpoints."
+    )
+    ui_enabled: bool = False
+    log_level: str = "WARN"
+
+
+class Settings(BaseSettings):
+    """Everything featurestream can be told; build it once and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FEATURESTREAM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    stack: StackSettings = StackSettings()
+    spark: SparkSettings = SparkSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get(CONFIG_FILE_ENV, "featurestream.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if CONFIG_FILE_ENV in os.environ and not config_file.is_file():
+            raise ConfigurationError(f"{CONFIG_FILE_ENV}={config_file} does not name a readable file")
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The cluster every client talks to: the configured one, else the embedded broker."""
+        return self.kafka.bootstrap_servers or f"{self.stack.host}:{self.stack.broker_port}"
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.spark.checkpoint_root or self.stack.state_dir / "checkpoints"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's validation error into a :class:`ConfigurationError`."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid configuration:\n{exc}") from exc

@@ -1,0 +1,68 @@
+"""Build Spark sessions that carry the pinned connector jars and the project's Python.
+
+Spark's Python workers run ``python3`` from PATH unless told otherwise, which on most machines is not the
+virtualenv that holds pyarrow, fastavro and this package; both PYSPARK_PYTHON and the executor environment
+point at the interpreter running the driver. Jars come from disk (``make jars``): nothing is resolved from a
+repository when a job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.config import Settings
+from pipelines.stack.jars import pyspark_jars_dir, spark_connector_jars
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:
+    """The Spark configuration every featurestream job runs with (also used to build spark-submit flags)."""
+    jars = spark_connector_jars(settings.stack.jars_dir, pyspark_jars_dir())
+    python = sys.executable
+    return {
+        "spark.master": master or settings.spark.master,
+        "spark.app.name": settings.spark.app_name,
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.enabled": str(settings.spark.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.pyspark.python": python,
+        "spark.pyspark.driver.python": python,
+        "spark.executorEnv.PYSPARK_PYTHON": python,
+        "spark.executorEnv.PYARROW_IGNORE_TIMEZONE": "1",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
+        # Stream-stream state and checkpoints stay under the state dir, never a shared /tmp path.
+        "spark.local.dir": str(settings.stack.state_dir / "spark-local"),
+        "spark.sql.warehouse.dir": str(settings.stack.state_dir / "spark-warehouse"),
+    }
+
+
+def get_or_create_session(settings: Settings, *, master: str | None = None) -> SparkSession:
+    """A SparkSession configured by :func:`spark_conf` (reused if one is already active in this process)."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    Path(settings.stack.state_dir / "spark-local").mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, master=master).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(settings.spark.log_level)
+    return session
+
+
+def checkpoint_dir(settings: Settings, job: str, query: str) -> Path:
+    """One checkpoint folder per job and query under the configured root."""
+    return settings.checkpoint_root / job / query

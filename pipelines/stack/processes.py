@@ -1,0 +1,113 @@
+"""Pid files and process control for the daemons the stack starts.
+
+``down`` must stop only what ``up`` started: a pid file alone is not proof (pids are reused), so a recorded
+process counts as ours only if its command line still carries the marker we launched it with.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """A daemon identified by its pid file and a string its command line must contain."""
+
+    name: str
+    pid_file: Path
+    cmdline_marker: str
+
+    def pid(self) -> int | None:
+        """The recorded pid if that process is alive and still ours, else None (stale files are removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            process = psutil.Process(pid)
+            alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            ours = alive and any(self.cmdline_marker in part for part in process.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            ours = False
+        if not ours:
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        return pid
+
+    def start(self, argv: Sequence[str], *, log_file: Path, env: dict[str, str] | None = None) -> int:
+        """Launch detached (own session, so a Ctrl-C in the CLI does not reach it) and record the pid."""
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("ab") as out:
+            process = subprocess.Popen(
+                list(argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        return process.pid
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """SIGTERM, wait for a clean shutdown, SIGKILL if it does not come. True if something was stopped."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        process = psutil.Process(pid)
+        os.kill(pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except psutil.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True if something already listens on (host, port) or the port cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_for_port(host: str, port: int, deadline: float) -> bool:
+    """Poll until a TCP connect to (host, port) succeeds or the monotonic deadline passes."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (for tests that start their own stack)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, for error messages; empty if there is none."""
+    try:
+        content = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(content[-lines:])

@@ -1,0 +1,47 @@
+"""Spark's own Kafka source reads exactly the committed records from the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from pipelines.config import Settings
+from pipelines.kafka.client_config import producer_config
+from pipelines.spark.kafka_source import read_kafka_stream
+
+
+def test_structured_streaming_reads_exactly_the_committed_records(
+    spark: SparkSession, kafka: Settings, topic: str, tmp_path: Path
+) -> None:
+    producer = Producer(producer_config(kafka, transactional_id=f"tx-{uuid.uuid4()}"))
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    expected = [(f"k{i}", f"v{i}") for i in range(300)]
+    for key, value in expected:
+        producer.produce(topic, key=key.encode(), value=value.encode())
+    producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, key=b"never", value=b"aborted")
+    producer.flush(30)
+    producer.abort_transaction(30)
+
+    stream = read_kafka_stream(spark, kafka, topic)
+    query = (
+        stream.selectExpr("CAST(key AS STRING) AS key", "CAST(value AS STRING) AS value")
+        .writeStream.format("memory")
+        .queryName("records_" + uuid.uuid4().hex[:8])
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    try:
+        query.awaitTermination(180)
+        assert query.exception() is None
+        got = spark.table(query.name)
+        assertDataFrameEqual(got, spark.createDataFrame(expected, "key string, value string"))
+    finally:
+        query.stop()

@@ -41,7 +41,10 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
-        # Stream-stream state and checkpoints stay under the state dir, never a shared /tmp path.
+        # A processing-time timeout (entity_state.py) makes Spark run a batch at every trigger even without data,
+        # which also keeps processAllAvailable() from ever returning; timeouts are handled when data arrives.
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        # Spill and warehouse stay under the state dir, never a shared /tmp path.
         "spark.local.dir": str(settings.stack.state_dir / "spark-local"),
         "spark.sql.warehouse.dir": str(settings.stack.state_dir / "spark-warehouse"),
     }

@@ -1,0 +1,145 @@
+"""The windowed features against a brute-force reference written independently in plain pandas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
+from pipelines.transforms.windows import EntityHistory, compute_window_features
+
+MINUTE_MS = 60_000
+
+
+def reference_features(events: pd.DataFrame, aggregates_of: str) -> pd.DataFrame:
+    """Brute force over events in arrival order: for each, scan the earlier-or-equal events in (t - W, t].
+
+    Ties in time count only if they arrived before (row order), as in the stream.
+    """
+    spec = CARD_FEATURES if aggregates_of == "card" else MERCHANT_FEATURES
+    rows = []
+    arrival = np.arange(len(events))
+    times = events["event_time_ms"].to_numpy()
+    for i, (_, event) in enumerate(events.iterrows()):
+        t = event["event_time_ms"]
+        known = (times < t) | ((times == t) & (arrival <= i))
+        row = {}
+        for aggregate in spec.aggregates:
+            if aggregate.aggregation == "seconds_since_prev":
+                others = events[known & (arrival != i)]
+                row[aggregate.name] = (t - others["event_time_ms"].max()) / 1000 if len(others) else math.nan
+                continue
+            window = events[known & (times > t - aggregate.window_ms)]
+            if aggregate.aggregation == "count":
+                row[aggregate.name] = len(window)
+            elif aggregate.aggregation == "sum":
+                row[aggregate.name] = window[aggregate.column].sum()
+            elif aggregate.aggregation == "max":
+                row[aggregate.name] = window[aggregate.column].max()
+            elif aggregate.aggregation == "mean":
+                row[aggregate.name] = window[aggregate.column].mean()
+            elif aggregate.aggregation == "count_distinct":
+                row[aggregate.name] = window[aggregate.column].nunique()
+        rows.append(row)
+    return pd.DataFrame(rows, index=events.index)
+
+
+def _events(times_min: list[float], amounts: list[float], merchants: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "event_time_ms": (np.array(times_min) * MINUTE_MS).astype(np.int64),
+            "amount": amounts,
+            "merchant_id": merchants,
+        }
+    )
+
+
+def test_hand_checked_card_example() -> None:
+    events = _events([0, 5, 9, 30, 70], [10.0, 20.0, 5.0, 100.0, 1.0], ["m1", "m2", "m1", "m3", "m1"])
+    features, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    assert features["card_txn_count_10m"].tolist() == [1, 2, 3, 1, 1]
+    assert features["card_txn_count_1h"].tolist() == [1, 2, 3, 4, 2]  # at 70m: (10m, 70m] holds 30 and 70
+    assert features["card_amount_sum_1h"].tolist() == [10.0, 30.0, 35.0, 135.0, 101.0]
+    assert features["card_amount_max_24h"].tolist() == [10.0, 20.0, 20.0, 100.0, 100.0]
+    assert features["card_distinct_merchants_24h"].tolist() == [1, 2, 2, 3, 3]
+    assert features["card_amount_mean_24h"].tolist() == pytest.approx([10.0, 15.0, 35 / 3, 33.75, 27.2])
+    assert math.isnan(features["card_seconds_since_prev_txn"].iloc[0])
+    assert features["card_seconds_since_prev_txn"].tolist()[1:] == [300.0, 240.0, 1260.0, 2400.0]
+    assert len(history) == 5
+
+
+def test_window_excludes_its_lower_bound() -> None:
+    events = _events([0, 10], [1.0, 2.0], ["m", "m"])  # exactly 10 minutes apart: (t-10m, t] excludes 0
+    features, _ = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    assert features["card_txn_count_10m"].tolist() == [1, 1]
+    assert features["card_txn_count_1h"].tolist() == [1, 2]
+
+
+def test_history_carries_across_batches_like_one_batch() -> None:
+    events = _events([0, 3, 4, 50, 61, 200, 1500], [5, 6, 7, 8, 9, 10, 11], list("abcabca"))
+    whole, _ = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    first, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events.iloc[:3])
+    history = history.pruned(horizon_ms=int(events["event_time_ms"].iloc[2]) - CARD_FEATURES.retention_ms)
+    second, _ = compute_window_features(CARD_FEATURES, history, events.iloc[3:])
+    pd.testing.assert_frame_equal(pd.concat([first, second]), whole)
+
+
+def test_pruning_keeps_the_latest_event_for_seconds_since_prev() -> None:
+    events = _events([0], [1.0], ["m"])
+    _, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    pruned = history.pruned(horizon_ms=10 * 24 * 60 * MINUTE_MS)
+    assert len(pruned) == 1
+    later = _events([2 * 24 * 60], [3.0], ["n"])
+    features, _ = compute_window_features(CARD_FEATURES, pruned, later)
+    assert features["card_seconds_since_prev_txn"].iloc[0] == 2 * 24 * 3600
+    assert features["card_txn_count_24h"].iloc[0] == 1  # the kept old event is outside every window
+
+
+def test_same_millisecond_events_count_earlier_arrivals_only() -> None:
+    events = _events([1, 1], [2.0, 3.0], ["a", "b"])
+    features, _ = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    assert features["card_txn_count_10m"].tolist() == [1, 2]
+    assert math.isnan(features["card_seconds_since_prev_txn"].iloc[0])
+    assert features["card_seconds_since_prev_txn"].iloc[1] == 0.0
+
+
+def test_out_of_order_event_in_a_batch_sees_only_earlier_times() -> None:
+    events = _events([10, 5], [2.0, 3.0], ["a", "b"])  # arrives late within the batch
+    features, _ = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    assert features["card_txn_count_10m"].tolist() == [2, 1]
+    assert features["card_seconds_since_prev_txn"].iloc[0] == 300.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=3 * 24 * 60),
+            st.floats(min_value=0.01, max_value=5000, allow_nan=False),
+            st.sampled_from(["m1", "m2", "m3", "m4"]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=40),
+)
+def test_matches_the_brute_force_reference(rows: list[tuple[int, float, str]], split: int) -> None:
+    rows = sorted(rows, key=lambda r: r[0])
+    events = _events([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    split = min(split, len(events))
+    for spec, kind in ((CARD_FEATURES, "card"), (MERCHANT_FEATURES, "merchant")):
+        first, history = compute_window_features(spec, EntityHistory.empty(spec), events.iloc[:split])
+        if split:
+            history = history.pruned(int(events["event_time_ms"].iloc[split - 1]) - spec.retention_ms)
+        second, _ = compute_window_features(spec, history, events.iloc[split:])
+        got = pd.concat([first, second])
+        expected = reference_features(events, kind)
+        for name in spec.feature_names:
+            np.testing.assert_allclose(
+                got[name].to_numpy(dtype=float), expected[name].to_numpy(dtype=float), rtol=1e-9, err_msg=name
+            )

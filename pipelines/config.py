@@ -145,6 +145,61 @@ class SparkSettings(_Frozen):
     log_level: str = "WARN"
 
 
+class FeastSettings(_Frozen):
+    """Where the Feast feature store keeps its definitions and data; unset paths live under <state_dir>/feast."""
+
+    repo_path: Path = Field(
+        default=PROJECT_ROOT / "features", description="The Feast feature repository (feature_store.yaml, definitions)."
+    )
+    online_store: Literal["sqlite", "redis"] = Field(default="sqlite", description="Backend of the online store.")
+    online_path: Path | None = Field(
+        default=None, description="SQLite online store file; unset means <state_dir>/feast/online.db."
+    )
+    offline_root: Path | None = Field(
+        default=None, description="Parquet offline store, a folder per feature view; unset: <state_dir>/feast/offline."
+    )
+    registry_path: Path | None = Field(
+        default=None, description="Feast registry file; unset means <state_dir>/feast/registry.db."
+    )
+    redis_connection_string: SecretStr = Field(
+        default=SecretStr("127.0.0.1:6379"),
+        description="Feast's Redis connection string (host:port[,password=...]); may hold a password, never logged.",
+    )
+
+
+class SerdeSettings(_Frozen):
+    """How records are framed on Kafka: registry-less Avro single-object encoding, or Confluent's wire format.
+
+    Without a Schema Registry (the embedded default) every record carries its writer schema's fingerprint and
+    the writer schemas come from ``schemas/``; with ``schema_registry_url`` set, records use Confluent's
+    framing (magic byte + schema id) through confluent-kafka's Avro serializer.
+    """
+
+    schema_registry_url: str | None = Field(
+        default=None, description="Confluent Schema Registry URL; unset means the registry-less encoding."
+    )
+    basic_auth_user_info: SecretStr | None = Field(
+        default=None, description="'user:password' for the registry's basic auth; never logged."
+    )
+    compatibility: Literal["BACKWARD", "FORWARD", "FULL", "NONE"] = Field(
+        default="BACKWARD", description="What `featurestream schemas check` requires between schema versions."
+    )
+
+
+class StreamSettings(_Frozen):
+    """The streaming feature job (jobs/stream.py)."""
+
+    domain: str = Field(default="card_fraud", description="Which declared domain (pipelines/domains) to run.")
+    query_name: str = Field(default="features", pattern=r"^[A-Za-z0-9_-]+$")
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where a new checkpoint starts; a restart resumes from its checkpoint."
+    )
+    max_offsets_per_trigger: int | None = Field(default=200_000, ge=1)
+    trigger_interval: str = Field(default="2 seconds", description="Micro-batch trigger for continuous runs.")
+    watermark_delay: str = Field(default="10 minutes", description="How late an event may be before it is late.")
+    idle_entity_days: float = Field(default=30.0, gt=0, description="Forget an entity idle this long (event time).")
+
+
 class Settings(BaseSettings):
     """Everything featurestream can be told; build it once and pass it down."""
 
@@ -158,6 +213,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     stack: StackSettings = StackSettings()
     spark: SparkSettings = SparkSettings()
+    serde: SerdeSettings = SerdeSettings()
+    stream: StreamSettings = StreamSettings()
+    feast: FeastSettings = FeastSettings()
 
     @classmethod
     def settings_customise_sources(

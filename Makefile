@@ -45,13 +45,13 @@ $(JARS_STAMP): infra/jvm/kafka-broker/pom.xml infra/jvm/spark-connectors/pom.xml
 	@touch $@
 
 lint: venv ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check pipelines jobs tests
-	$(BIN)/ruff format --check pipelines jobs tests
+	$(BIN)/ruff check pipelines jobs tests benchmarks
+	$(BIN)/ruff format --check pipelines jobs tests benchmarks
 	$(BIN)/mypy
 
 format: venv ## apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix pipelines jobs tests
-	$(BIN)/ruff format pipelines jobs tests
+	$(BIN)/ruff check --fix pipelines jobs tests benchmarks
+	$(BIN)/ruff format pipelines jobs tests benchmarks
 
 test: setup ## all three tiers: unit, component (local Spark), integration (real broker + Spark)
 	$(BIN)/pytest -m "unit or component or integration" $(PYTEST_FLAGS)

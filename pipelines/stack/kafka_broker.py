@@ -212,8 +212,7 @@ class KafkaBroker:
                 f"{jars}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "--cluster-id",
-                new_cluster_id(),
+                f"--cluster-id={new_cluster_id()}",  # one glued argument: an id may start with "-"
                 "--config",
                 str(self.layout.properties_file),
             ],

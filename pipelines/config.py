@@ -198,6 +198,9 @@ class StreamSettings(_Frozen):
     trigger_interval: str = Field(default="2 seconds", description="Micro-batch trigger for continuous runs.")
     watermark_delay: str = Field(default="10 minutes", description="How late an event may be before it is late.")
     idle_entity_days: float = Field(default=30.0, gt=0, description="Forget an entity idle this long (event time).")
+    state_buckets: int = Field(
+        default=64, ge=1, description="State groups per entity type; each holds the histories of many entities."
+    )
 
 
 class Settings(BaseSettings):

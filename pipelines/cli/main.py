@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import stack_commands
+from pipelines.cli import features_commands, produce_commands, schemas_commands, stack_commands
 from pipelines.cli.console import console, errors
 from pipelines.config import load_settings
 from pipelines.errors import FeaturestreamError
@@ -20,6 +20,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack_commands.app, name="stack")
+app.add_typer(produce_commands.app, name="produce")
+app.add_typer(schemas_commands.app, name="schemas")
+app.add_typer(features_commands.app, name="features")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -57,24 +60,15 @@ def smoke(
 
 
 @app.command()
-def demo() -> None:
-    """The main job on the embedded default: stack up, then an end-to-end run (grows with each feature)."""
-    from pipelines.smoke import run_smoke
-    from pipelines.stack.kafka_broker import KafkaBroker
+def demo(
+    events: Annotated[int, typer.Option(min=1000, help="Generated transactions to stream.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+) -> None:
+    """The main job on the embedded default: stack up, traffic, streaming features, lookups."""
+    from pipelines.demo import run_demo
 
-    settings = load_settings()
-    broker = KafkaBroker(settings)
-    if settings.kafka.bootstrap_servers is None:
-        broker.up()
-        broker.create_project_topics()
     console.rule("featurestream demo")
-    started = time.monotonic()
-    with console.status("end-to-end smoke: transactional produce -> Spark Kafka source (read_committed) ..."):
-        result = run_smoke(settings)
-    console.print(
-        f"[green]smoke OK[/]: {result.produced} committed records produced, {result.aborted} aborted; "
-        f"Spark read back exactly {result.read_back} ({time.monotonic() - started:.1f}s)"
-    )
+    run_demo(load_settings(), console, events=events, seed=seed)
 
 
 def main() -> None:

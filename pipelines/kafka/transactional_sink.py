@@ -13,17 +13,30 @@ group nobody consumes with.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from pipelines.config import Settings
 from pipelines.errors import FeaturestreamError
 from pipelines.kafka.client_config import consumer_config, producer_config
 
 Header = tuple[str, bytes]
+
+_TRANSIENT_CODES = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def _transient(error: KafkaError) -> bool:
+    return bool(error.retriable()) or error.code() in _TRANSIENT_CODES
 
 
 @dataclass(frozen=True)
@@ -65,10 +78,22 @@ class ExactlyOnceSink:
         return f"{self.settings.kafka.client_id}-{self.sink_name}-p{partition}-delivered"
 
     def last_delivered_batch(self, partition: int) -> int:
-        """The highest batch id this (sink, partition) committed, or -1."""
+        """The highest batch id this (sink, partition) committed, or -1.
+
+        A new group's coordinator may still be loading (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS):
+        retriable errors are retried until the timeout.
+        """
+        deadline = time.monotonic() + self.timeout_s
         consumer = self._marker_consumer(partition)
         try:
-            committed = consumer.committed([TopicPartition(self.marker_topic, 0)], timeout=self.timeout_s)
+            while True:
+                try:
+                    committed = consumer.committed([TopicPartition(self.marker_topic, 0)], timeout=self.timeout_s)
+                    break
+                except KafkaException as exc:
+                    if not _transient(exc.args[0]) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
         finally:
             consumer.close()
         offset = committed[0].offset

@@ -41,9 +41,9 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
-        # A processing-time timeout (entity_state.py) makes Spark run a batch at every trigger even without data,
-        # which also keeps processAllAvailable() from ever returning; timeouts are handled when data arrives.
-        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        # Parquet timestamps marked UTC-adjusted: Spark's default INT96 reads back zone-less, and Feast's
+        # point-in-time join cannot compare that with UTC entity timestamps.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         # Spill and warehouse stay under the state dir, never a shared /tmp path.
         "spark.local.dir": str(settings.stack.state_dir / "spark-local"),
         "spark.sql.warehouse.dir": str(settings.stack.state_dir / "spark-warehouse"),

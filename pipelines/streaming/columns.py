@@ -29,6 +29,8 @@ ENTITY_ID = "entity_id"
 EVENT_TIME_MS = "event_time_ms"
 WATERMARK_TIME = "watermark_time"
 DEAD_LETTER_ENTITY = "__dead_letter__"
+STATE_BUCKET = "state_bucket"
+IS_LATEST = "is_latest_in_batch"
 
 
 def event_schema(domain: Domain) -> str:
@@ -56,18 +58,21 @@ def feature_schema(domain: Domain) -> str:
 
 def entity_output_schema(domain: Domain) -> str:
     """Output of the stateful entity stage: a decoded row per (event, entity) plus that entity's features."""
-    return f"{decoded_schema(domain)}, {ENTITY} string, {ENTITY_ID} string, {feature_schema(domain)}"
+    return (
+        f"{decoded_schema(domain)}, {ENTITY} string, {ENTITY_ID} string, {IS_LATEST} boolean, {feature_schema(domain)}"
+    )
 
 
 def state_schema(domain: Domain) -> str:
-    """Per-entity history kept in Spark's state store: event times plus the columns the aggregates read.
+    """History of one state bucket (many entities) kept in Spark's state store: per event its entity id, event
+    time and the columns the aggregates read.
 
     Arrays are packed into binary (numbers) and separator-joined strings (categories): pyspark 4.0.0's
     applyInPandasWithState cannot hand array-typed state back to Python (the JVM pickler fails on it).
     """
     numeric = dict.fromkeys(c for f in domain.entities for c in f.numeric_columns)
     category = dict.fromkeys(c for f in domain.entities for c in f.category_columns)
-    fields = ["times_ms binary"]
+    fields = ["entity_ids string", "times_ms binary"]
     fields += [f"num_{c} binary" for c in numeric]
     fields += [f"cat_{c} string" for c in category]
     return ", ".join(fields)

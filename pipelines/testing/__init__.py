@@ -46,3 +46,21 @@ def embedded_broker(state_dir: Path, **overrides: object) -> Iterator[Settings]:
 
 def unique_topic(prefix: str = "test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def stream_settings(base: Settings, state_dir: Path, **stream: object) -> Settings:
+    """Per-test settings on a shared broker: unique topics, a private Feast store, checkpoint and query name."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = base.kafka.topics.model_copy(
+        update={
+            name: f"{getattr(base.kafka.topics, name)}-{suffix}"
+            for name in ("transactions", "labels", "scores", "dead_letter", "alerts")
+        }
+    )
+    return base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(update={"topics": topics, "client_id": f"featurestream-{suffix}"}),
+            "stack": base.stack.model_copy(update={"state_dir": state_dir}),
+            "stream": base.stream.model_copy(update={"query_name": f"features_{suffix}", **stream}),
+        }
+    )

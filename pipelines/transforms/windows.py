@@ -1,4 +1,4 @@
-"""Per-entity, per-event sliding-window features: declarations and the pure computation.
+"""Per-entity, per-event sliding-window features: declarations and the pure, vectorised computation.
 
 For an entity's event at time t, a windowed aggregate covers the entity's known events with event time in
 (t - W, t], the event itself included. "Known" means already in the entity's history or in the same
@@ -6,9 +6,9 @@ micro-batch; among events with the very same timestamp, only those that arrived 
 so the result never depends on how events are cut into micro-batches. With events in event-time order per
 entity (Kafka keys by entity) that is every earlier event, which is what Feast's point-in-time join sees.
 
-Nothing here imports Spark or Kafka: the streaming job hands each entity's history and new events to
-:func:`compute_window_features` and stores the returned history in Spark's state store. Unit tests call it
-with ten rows.
+One call handles many entities of one type at once (a state bucket): events are sorted by (entity, time) and
+every window becomes a pair of ``searchsorted`` bounds, so the cost is per event, not per entity. Nothing here
+imports Spark or Kafka; unit tests call it with ten rows.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pandas as pd
 Aggregation = Literal["count", "sum", "max", "mean", "count_distinct", "seconds_since_prev"]
 
 _MS = 1000
+IS_LATEST = "is_latest_in_batch"
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ class EntityFeatureSet:
 
 @dataclass
 class EntityHistory:
-    """An entity's recent events, sorted by event time: what Spark's state store keeps per entity."""
+    """Recent events of a set of entities (one state bucket), sorted by (entity, event time)."""
 
+    keys: np.ndarray
     times_ms: np.ndarray
     numeric: dict[str, np.ndarray]
     categories: dict[str, np.ndarray]
@@ -86,6 +88,7 @@ class EntityHistory:
     @classmethod
     def empty(cls, features: EntityFeatureSet) -> EntityHistory:
         return cls(
+            keys=np.empty(0, dtype=object),
             times_ms=np.empty(0, dtype=np.int64),
             numeric={c: np.empty(0, dtype=np.float64) for c in features.numeric_columns},
             categories={c: np.empty(0, dtype=object) for c in features.category_columns},
@@ -95,34 +98,47 @@ class EntityHistory:
         return len(self.times_ms)
 
     @property
-    def latest_ms(self) -> int | None:
-        return int(self.times_ms[-1]) if len(self.times_ms) else None
+    def entity_count(self) -> int:
+        return len(pd.unique(self.keys)) if len(self) else 0
 
-    def pruned(self, horizon_ms: int) -> EntityHistory:
-        """Drop events at or before the horizon, but always keep the latest (for seconds_since_prev)."""
+    def take(self, index: np.ndarray) -> EntityHistory:
+        return EntityHistory(
+            keys=self.keys[index],
+            times_ms=self.times_ms[index],
+            numeric={c: v[index] for c, v in self.numeric.items()},
+            categories={c: v[index] for c, v in self.categories.items()},
+        )
+
+    def pruned(self, horizon_ms: int, forget_before_ms: int | None = None) -> EntityHistory:
+        """Drop events at or before ``horizon_ms`` except each entity's latest (kept for seconds_since_prev);
+        drop entities whose latest event is at or before ``forget_before_ms`` altogether."""
         if not len(self):
             return self
-        keep_from = int(np.searchsorted(self.times_ms, horizon_ms, side="right"))
-        keep_from = min(keep_from, len(self) - 1)
-        return EntityHistory(
-            times_ms=self.times_ms[keep_from:],
-            numeric={c: v[keep_from:] for c, v in self.numeric.items()},
-            categories={c: v[keep_from:] for c, v in self.categories.items()},
-        )
+        latest = _last_of_each_run(self.keys)
+        keep = (self.times_ms > horizon_ms) | latest
+        if forget_before_ms is not None:
+            latest_time = _broadcast_run_last(self.keys, self.times_ms)
+            keep &= latest_time > forget_before_ms
+        return self.take(np.flatnonzero(keep))
 
 
 def compute_window_features(
     features: EntityFeatureSet, history: EntityHistory, events: pd.DataFrame
 ) -> tuple[pd.DataFrame, EntityHistory]:
-    """Features for each row of ``events`` (same order) and the history that includes them.
+    """Features for each row of ``events`` (same order) and the history that now includes them.
 
-    ``events`` holds ``event_time_ms`` (int64) and the columns the aggregates read. The returned history is
-    not pruned; the caller prunes it against the watermark.
+    ``events`` holds the entity key column, ``event_time_ms`` (int64) and the columns the aggregates read.
+    The result also has ``is_latest_in_batch``: True on each entity's last event of this call, the row the
+    online store should hold. The returned history is not pruned; the caller prunes it against the watermark.
     """
+    new_keys = events[features.key_column].to_numpy(dtype=object)
     new_times = events["event_time_ms"].to_numpy(dtype=np.int64)
+    keys = np.concatenate([history.keys, new_keys])
     times = np.concatenate([history.times_ms, new_times])
-    order = np.argsort(times, kind="stable")
-    times = times[order]
+    codes, _ = pd.factorize(keys)
+    # Stable: history before the batch and the batch in arrival order among equal (entity, time).
+    order = np.lexsort((times, codes))
+    codes, times, keys = codes[order], times[order], keys[order]
     numeric = {
         c: np.concatenate([history.numeric[c], events[c].to_numpy(dtype=np.float64)])[order]
         for c in features.numeric_columns
@@ -131,18 +147,28 @@ def compute_window_features(
         c: np.concatenate([history.categories[c], events[c].to_numpy(dtype=object)])[order]
         for c in features.category_columns
     }
-    # The stable sort keeps history before the batch and the batch in arrival order among equal times, so an
-    # event's own position bounds its window: everything earlier in time, and ties that arrived before it.
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     new_positions = position[len(history) :]
+    new_codes = codes[new_positions]
+    entity_start = np.searchsorted(codes, new_codes, side="left")
+    # An event's own position bounds its window: earlier times, and equal times that arrived before it.
     upper = new_positions + 1
+    origin = int(times.min()) if len(times) else 0
+    span = (int(times.max()) - origin + 1) if len(times) else 1
+    composite = codes.astype(np.int64) * span + (times - origin)
+
     columns: dict[str, np.ndarray] = {}
     for aggregate in features.aggregates:
         if aggregate.aggregation == "seconds_since_prev":
-            columns[aggregate.name] = _seconds_since_previous(times, new_times, new_positions)
+            previous = new_positions - 1
+            result = np.full(len(new_times), np.nan)
+            has_previous = previous >= entity_start
+            result[has_previous] = (new_times[has_previous] - times[previous[has_previous]]) / _MS
+            columns[aggregate.name] = result
             continue
-        lower = np.searchsorted(times, new_times - aggregate.window_ms, side="right")
+        bound = new_codes.astype(np.int64) * span + (new_times - aggregate.window_ms - origin)
+        lower = np.maximum(np.searchsorted(composite, bound, side="right"), entity_start)
         count = upper - lower
         if aggregate.aggregation == "count":
             columns[aggregate.name] = count.astype(np.int64)
@@ -164,18 +190,27 @@ def compute_window_features(
         window_sum = cumulative[upper] - cumulative[lower]
         columns[aggregate.name] = window_sum if aggregate.aggregation == "sum" else window_sum / count
 
+    # The latest event of the batch per entity is the new event with the highest sorted position.
+    last_new = pd.Series(new_positions).groupby(new_codes).transform("max").to_numpy()
+    columns[IS_LATEST] = new_positions == last_new
     frame = pd.DataFrame(columns, index=events.index)
-    updated = EntityHistory(times_ms=times, numeric=numeric, categories=categories)
+    updated = EntityHistory(keys=keys, times_ms=times, numeric=numeric, categories=categories)
     return frame, updated
 
 
-def _seconds_since_previous(times: np.ndarray, new_times: np.ndarray, new_positions: np.ndarray) -> np.ndarray:
-    """Seconds from the event just before this one in (time, arrival) order; NaN when there is none."""
-    candidate = new_positions - 1
-    result = np.full(len(new_times), np.nan)
-    has_previous = candidate >= 0
-    result[has_previous] = (new_times[has_previous] - times[candidate[has_previous]]) / _MS
-    return result
+def _last_of_each_run(keys: np.ndarray) -> np.ndarray:
+    """True where the next element belongs to another entity (keys are grouped)."""
+    last = np.ones(len(keys), dtype=bool)
+    if len(keys) > 1:
+        last[:-1] = keys[:-1] != keys[1:]
+    return last
+
+
+def _broadcast_run_last(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each element, the value at the last element of its entity's run."""
+    last_index = np.flatnonzero(_last_of_each_run(keys))
+    run_of = np.searchsorted(last_index, np.arange(len(keys)), side="left")
+    return values[last_index[run_of]]
 
 
 def _range_max(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

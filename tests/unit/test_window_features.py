@@ -49,9 +49,10 @@ def reference_features(events: pd.DataFrame, aggregates_of: str) -> pd.DataFrame
     return pd.DataFrame(rows, index=events.index)
 
 
-def _events(times_min: list[float], amounts: list[float], merchants: list[str]) -> pd.DataFrame:
+def _events(times_min: list[float], amounts: list[float], merchants: list[str], card: str = "c1") -> pd.DataFrame:
     return pd.DataFrame(
         {
+            "card_id": card,
             "event_time_ms": (np.array(times_min) * MINUTE_MS).astype(np.int64),
             "amount": amounts,
             "merchant_id": merchants,
@@ -71,6 +72,7 @@ def test_hand_checked_card_example() -> None:
     assert math.isnan(features["card_seconds_since_prev_txn"].iloc[0])
     assert features["card_seconds_since_prev_txn"].tolist()[1:] == [300.0, 240.0, 1260.0, 2400.0]
     assert len(history) == 5
+    assert features["is_latest_in_batch"].tolist() == [False, False, False, False, True]
 
 
 def test_window_excludes_its_lower_bound() -> None:
@@ -86,7 +88,8 @@ def test_history_carries_across_batches_like_one_batch() -> None:
     first, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events.iloc[:3])
     history = history.pruned(horizon_ms=int(events["event_time_ms"].iloc[2]) - CARD_FEATURES.retention_ms)
     second, _ = compute_window_features(CARD_FEATURES, history, events.iloc[3:])
-    pd.testing.assert_frame_equal(pd.concat([first, second]), whole)
+    features = CARD_FEATURES.feature_names  # is_latest_in_batch is per call, so it differs by design
+    pd.testing.assert_frame_equal(pd.concat([first, second])[features], whole[features])
 
 
 def test_pruning_keeps_the_latest_event_for_seconds_since_prev() -> None:
@@ -133,6 +136,7 @@ def test_matches_the_brute_force_reference(rows: list[tuple[int, float, str]], s
     events = _events([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     split = min(split, len(events))
     for spec, kind in ((CARD_FEATURES, "card"), (MERCHANT_FEATURES, "merchant")):
+        events = events.assign(**{spec.key_column: "one-entity"}) if kind == "merchant" else events
         first, history = compute_window_features(spec, EntityHistory.empty(spec), events.iloc[:split])
         if split:
             history = history.pruned(int(events["event_time_ms"].iloc[split - 1]) - spec.retention_ms)
@@ -143,3 +147,55 @@ def test_matches_the_brute_force_reference(rows: list[tuple[int, float, str]], s
             np.testing.assert_allclose(
                 got[name].to_numpy(dtype=float), expected[name].to_numpy(dtype=float), rtol=1e-9, err_msg=name
             )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3"]),
+            st.integers(min_value=0, max_value=2 * 24 * 60),
+            st.floats(min_value=0.01, max_value=5000, allow_nan=False),
+            st.sampled_from(["m1", "m2", "m3"]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=0, max_value=60),
+)
+def test_many_entities_in_one_call_equal_each_entity_alone(rows: list[tuple[str, int, float, str]], split: int) -> None:
+    rows = sorted(rows, key=lambda r: r[1])  # event-time order overall, entities interleaved
+    events = pd.DataFrame(
+        {
+            "card_id": [r[0] for r in rows],
+            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
+            "amount": [r[2] for r in rows],
+            "merchant_id": [r[3] for r in rows],
+        }
+    )
+    split = min(split, len(events))
+    first, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events.iloc[:split])
+    if split:
+        history = history.pruned(int(events["event_time_ms"].iloc[split - 1]) - CARD_FEATURES.retention_ms)
+    second, _ = compute_window_features(CARD_FEATURES, history, events.iloc[split:])
+    got = pd.concat([first, second])
+    for card, group in events.groupby("card_id"):
+        expected = reference_features(group.reset_index(drop=True), "card")
+        for name in CARD_FEATURES.feature_names:
+            np.testing.assert_allclose(
+                got.loc[group.index, name].to_numpy(dtype=float),
+                expected[name].to_numpy(dtype=float),
+                rtol=1e-9,
+                err_msg=f"{card} {name}",
+            )
+    assert got.loc[first.index, "is_latest_in_batch"].sum() == events.iloc[:split]["card_id"].nunique()
+
+
+def test_idle_entities_are_forgotten_and_latest_events_kept() -> None:
+    events = pd.concat([_events([0, 5], [1.0, 2.0], ["m", "m"], "old"), _events([3000], [3.0], ["m"], "new")])
+    _, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
+    pruned = history.pruned(horizon_ms=2000 * MINUTE_MS, forget_before_ms=10 * MINUTE_MS)
+    assert pruned.keys.tolist() == ["new"]
+    kept = history.pruned(horizon_ms=2000 * MINUTE_MS)
+    assert sorted(kept.keys.tolist()) == ["new", "old"]  # each entity's latest survives the horizon
+    assert kept.times_ms[kept.keys == "old"].tolist() == [5 * MINUTE_MS]

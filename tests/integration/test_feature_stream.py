@@ -1,0 +1,228 @@
+"""The streaming feature job end to end: real broker, Spark's Kafka source, GX, Feast online and offline.
+
+Generated traffic (with bad records of every kind) is produced, the job drains it (availableNow), and the
+results are checked against an independent computation in plain pandas over the produced events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pyspark.sql import SparkSession
+from typer.testing import CliRunner
+
+from pipelines.cli.main import app
+from pipelines.config import Settings
+from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
+from pipelines.feast_io.store import apply_repo, feature_store
+from pipelines.generator.generator import GeneratorOptions
+from pipelines.kafka.client_config import consumer_config
+from pipelines.kafka.topics import admin_client, ensure_topics
+from pipelines.produce.transactions import produce_transactions
+from pipelines.serde.decoder import RecordDecoder
+from pipelines.streaming.job import start_feature_stream
+from pipelines.testing import stream_settings
+from pipelines.validation.engine import validate_rows
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+COUNT = 6_000
+DECODE_KINDS = {
+    "garbage_bytes",
+    "truncated_avro",
+    "unknown_schema_fingerprint",
+    "wrong_field_types",
+    "null_required_fields",
+}
+
+
+def _read_topic(settings: Settings, topic: str) -> list:  # type: ignore[type-arg]
+    """Every committed record of a topic, read partition by partition up to the end."""
+    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4()}", read_committed=True))
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    messages = []
+    for partition in metadata.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if high <= low:
+            continue
+        consumer.assign([TopicPartition(topic, partition, low)])
+        idle = 0
+        # Transaction markers take offsets too: read until the position passes the end, not the last record.
+        while consumer.position([TopicPartition(topic, partition)])[0].offset < high:
+            message = consumer.poll(1.0)
+            if message is None:
+                idle += 1
+                assert idle < 30, f"timed out reading {topic}[{partition}]"
+                continue
+            assert message.error() is None, message.error()
+            messages.append(message)
+    consumer.close()
+    return messages
+
+
+def _reference_features(valid: pd.DataFrame) -> pd.DataFrame:
+    """Brute force over each entity's events (in arrival order per Kafka partition = event order per card)."""
+    rows = []
+    for spec in (CARD_FEATURES, MERCHANT_FEATURES):
+        for _, group in valid.groupby(spec.key_column, sort=False):
+            times = group["event_time_ms"].to_numpy()
+            for i in range(len(group)):
+                t = times[i]
+                known = (times < t) | ((times == t) & (np.arange(len(group)) <= i))
+                row = {"event_id": group["event_id"].iloc[i], "entity": spec.entity}
+                for aggregate in spec.aggregates:
+                    if aggregate.aggregation == "seconds_since_prev":
+                        previous = times[known & (np.arange(len(group)) != i)]
+                        row[aggregate.name] = (t - previous.max()) / 1000 if len(previous) else math.nan
+                        continue
+                    window = group[known & (times > t - aggregate.window_ms)]
+                    if aggregate.aggregation == "count":
+                        row[aggregate.name] = len(window)
+                    elif aggregate.aggregation == "count_distinct":
+                        row[aggregate.name] = window[aggregate.column].nunique()
+                    else:
+                        row[aggregate.name] = getattr(window[aggregate.column], aggregate.aggregation)()
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def streamed(kafka: Settings, spark: SparkSession, tmp_path: Path) -> dict:  # type: ignore[type-arg]
+    settings = stream_settings(kafka, tmp_path)
+    topics = settings.kafka.topics
+    ensure_topics(admin_client(settings), topics.all(), partitions=3, replication_factor=1)
+    apply_repo(settings)
+    options = GeneratorOptions(
+        count=COUNT,
+        now_ms=int(datetime.now(UTC).timestamp() * 1000),
+        seed=11,
+        cards=400,
+        merchants=60,
+        start_ms=int(START.timestamp() * 1000),
+        duration_ms=2 * 24 * 3600 * 1000,
+        bad_fraction=0.03,
+    )
+    summary = produce_transactions(settings, options, labels=False)
+    running = start_feature_stream(spark, settings, available_now=True)
+    running.query.awaitTermination(600)
+    assert running.query.exception() is None
+    return {"settings": settings, "summary": summary, "history": running.writer.history, "running": running}
+
+
+def test_every_record_is_valid_or_dead_lettered_with_its_source(streamed: dict) -> None:  # type: ignore[type-arg]
+    settings, summary, history = streamed["settings"], streamed["summary"], streamed["history"]
+    read = sum(b.records_read for b in history)
+    valid = sum(b.valid for b in history)
+    dead = sum(b.dead_lettered for b in history)
+    assert read == summary.main.sent == COUNT
+    assert valid + dead == read
+    bad = summary.bad_by_kind
+    assert dead == sum(bad.values())
+    by_reason: dict[str, int] = {}
+    for batch in history:
+        for reason, count in batch.dead_letters_by_reason.items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
+    assert sum(v for k, v in by_reason.items() if k.startswith("undecodable")) == sum(
+        bad.get(kind, 0) for kind in DECODE_KINDS
+    )
+    assert by_reason.get("invalid", 0) == sum(v for k, v in bad.items() if k not in DECODE_KINDS)
+
+    letters = _read_topic(settings, settings.kafka.topics.dead_letter)
+    assert len(letters) == dead
+    sources = set()
+    for message in letters:
+        headers = dict(message.headers())
+        assert headers["__connect.errors.topic"].decode() == settings.kafka.topics.transactions
+        assert headers["featurestream.reason"].decode()
+        sources.add((int(headers["__connect.errors.partition"]), int(headers["__connect.errors.offset"])))
+    assert len(sources) == dead  # each dead letter names a distinct source record
+
+
+def test_online_and_offline_features_equal_an_independent_computation(streamed: dict) -> None:  # type: ignore[type-arg]
+    settings = streamed["settings"]
+    decoder = RecordDecoder("transactions")
+    produced = _read_topic(settings, settings.kafka.topics.transactions)
+    records, arrival = [], []
+    for message in produced:
+        try:
+            records.append(decoder.decode(message.value()))
+            arrival.append((message.partition(), message.offset()))
+        except Exception:
+            continue
+    events = pd.DataFrame(records)
+    events["event_time_ms"] = events["event_time"].astype("int64")
+    events["event_time"] = pd.to_datetime(events["event_time_ms"], unit="ms", utc=True)
+    verdicts = validate_rows(events, now=datetime.now(UTC))
+    valid = events[verdicts.valid].copy()
+    valid["_partition"] = [arrival[i][0] for i in np.flatnonzero(verdicts.valid)]
+    valid["_offset"] = [arrival[i][1] for i in np.flatnonzero(verdicts.valid)]
+    valid = valid.sort_values(["_partition", "_offset"]).reset_index(drop=True)
+    expected = _reference_features(valid)
+
+    # Online: each card's latest values, through the CLI's JSON.
+    cards = valid.sort_values("event_time_ms").groupby("card_id").tail(1).sample(40, random_state=3)
+    runner = CliRunner()
+    env = {
+        "FEATURESTREAM_STACK__STATE_DIR": str(settings.stack.state_dir),
+        "FEATURESTREAM_STACK__BROKER_PORT": str(settings.stack.broker_port),
+        "FEATURESTREAM_STACK__CONTROLLER_PORT": str(settings.stack.controller_port),
+    }
+    result = runner.invoke(app, ["features", "get", "card", *cards["card_id"], "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    online = {row["card_id"]: row for row in json.loads(result.output)}
+    card_expected = expected[expected["entity"] == "card"].set_index("event_id")
+    for _, event in cards.iterrows():
+        got = online[event["card_id"]]
+        want = card_expected.loc[event["event_id"]]
+        for name in CARD_FEATURES.feature_names:
+            if math.isnan(want[name]):
+                assert got[name] is None, name
+            else:
+                assert got[name] == pytest.approx(want[name], rel=1e-9), (event["card_id"], name)
+        # Feast's online store keeps event timestamps in whole seconds.
+        assert pd.Timestamp(got["event_time"]) == event["event_time"].floor("s")
+
+    # Offline: Feast's point-in-time join at each sampled event's own timestamp returns that event's features.
+    sample = valid.sample(300, random_state=5)
+    entity_df = pd.DataFrame(
+        {"card_id": sample["card_id"], "merchant_id": sample["merchant_id"], "event_timestamp": sample["event_time"]}
+    )
+    store = feature_store(settings)
+    joined = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service("fraud_model_v1")
+    ).to_df()
+    joined = joined.merge(
+        sample[["card_id", "merchant_id", "event_time", "event_id"]],
+        left_on=["card_id", "merchant_id", "event_timestamp"],
+        right_on=["card_id", "merchant_id", "event_time"],
+    )
+    assert len(joined) >= len(sample) - 2  # same-millisecond duplicates of one card may collapse
+    merchant_expected = expected[expected["entity"] == "merchant"].set_index("event_id")
+    mismatches = 0
+    for _, row in joined.iterrows():
+        for spec, table in ((CARD_FEATURES, card_expected), (MERCHANT_FEATURES, merchant_expected)):
+            want = table.loc[row["event_id"]]
+            for name in spec.feature_names:
+                if math.isnan(want[name]):
+                    mismatches += not pd.isna(row[name])
+                else:
+                    mismatches += not math.isclose(row[name], want[name], rel_tol=1e-9)
+    assert mismatches == 0
+
+
+def test_a_restart_on_the_same_checkpoint_reprocesses_nothing(streamed: dict, spark: SparkSession) -> None:  # type: ignore[type-arg]
+    settings = streamed["settings"]
+    offline = Path(settings.stack.state_dir) / "feast" / "offline" / "card_features"
+    files_before = sorted(p.name for p in offline.rglob("*.parquet"))
+    again = start_feature_stream(spark, settings, available_now=True)
+    again.query.awaitTermination(300)
+    assert again.query.exception() is None
+    assert sum(b.records_read for b in again.writer.history) == 0
+    assert sorted(p.name for p in offline.rglob("*.parquet")) == files_before

@@ -5,7 +5,8 @@ and every write runs there (``mapInArrow`` per partition): the driver collects s
 
 - Dead letters (undecodable, invalid, late) go to the dead-letter topic with the original key and value and
   Kafka Connect's DLQ headers, through :class:`ExactlyOnceSink`: a replayed batch adds nothing.
-- Offline: every valid event's features, one Parquet folder per (view, batch id), replaced on replay.
+- Offline: every valid event's features, one Parquet folder per (view, batch id), replaced on replay; and the
+  valid events themselves (``events`` dataset), which training joins labels to.
 - Online: each entity's latest event of the batch (flagged by the stateful stage, so no shuffle), written by
   the guarded writer, which never lets an older event overwrite a newer one.
 """
@@ -31,6 +32,8 @@ from pipelines.streaming import columns as C
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+EVENTS_DATASET = "events"
+"""Offline dataset of the valid events (Parquet, per batch, like the feature views; not a Feast view)."""
 DLQ_STAT_SCHEMA = "partition int, records long, already_delivered boolean"
 ONLINE_STAT_SCHEMA = "rows long, entities long, written long, stale long"
 
@@ -86,6 +89,9 @@ class BatchWriter:
             record.stage_seconds["dead_letters"] = round(time.perf_counter() - clock, 3)
             for features in self.domain.entities:
                 self._write_features(batch, batch_id, features.entity, record)
+            clock = time.perf_counter()
+            self._write_events(batch, batch_id)
+            record.stage_seconds["offline_events"] = round(time.perf_counter() - clock, 3)
         finally:
             batch.unpersist()
         record.seconds = round(time.perf_counter() - started, 3)
@@ -117,6 +123,17 @@ class BatchWriter:
         )
         record.failed_expectations = {row["expectation"]: row["count"] for row in failed}
         return record
+
+    def _write_events(self, batch: DataFrame, batch_id: int) -> None:
+        """The valid events themselves (one row each), for training: labels join them by event id to get the
+        entity keys and the timestamp of the point-in-time feature lookup."""
+        from pyspark.sql import functions as F
+
+        first_entity = self.domain.entities[0].entity
+        events = batch.where((F.col(C.ENTITY) == first_entity) & (F.col(C.VERDICT) == C.OK)).select(
+            *[part.strip().split(" ")[0] for part in C.event_schema(self.domain).split(",")]
+        )
+        write_offline_batch(events, self.settings, EVENTS_DATASET, batch_id)
 
     def _write_dead_letters(self, batch: DataFrame, batch_id: int, record: BatchRecord) -> None:
         from pyspark.sql import functions as F

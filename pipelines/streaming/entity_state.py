@@ -45,6 +45,7 @@ def explode_entities(
     from pyspark.sql import functions as F
 
     valid = F.col(C.VERDICT) == F.lit(C.OK)
+    other_entity = F.col(C.ENTITY).isin([f.entity for f in domain.entities[1:]])
     per_entity = F.array(
         *[F.struct(F.lit(f.entity).alias(C.ENTITY), F.col(f.key_column).alias(C.ENTITY_ID)) for f in domain.entities]
     )
@@ -61,25 +62,50 @@ def explode_entities(
         .drop("_entity")
         .withColumn(C.STATE_BUCKET, F.pmod(F.xxhash64(C.ENTITY_ID), F.lit(state_buckets)))
         .withColumn(C.EVENT_TIME_MS, F.unix_millis(F.col(domain.event_time_column)))
+        .withColumn(C.SRC_TIMESTAMP_MS, F.unix_millis(F.col("src_timestamp")))
         .withColumn(C.WATERMARK_TIME, F.when(valid, F.col(domain.event_time_column)))
         .withWatermark(C.WATERMARK_TIME, watermark_delay)
+        .drop("src_timestamp", domain.event_time_column)
+        # Only the first entity's row of an event carries the payload (the original bytes, the event's other
+        # fields): that row alone feeds dead letters and the events dataset, and the others cost less to move.
+        .select(
+            *[
+                F.when(other_entity, F.lit(None)).otherwise(F.col(c)).alias(c) if c in _FIRST_ENTITY_ONLY else F.col(c)
+                for c in _exploded_columns(decoded, domain)
+            ]
+        )
     )
+
+
+_FIRST_ENTITY_ONLY = frozenset({"src_key", "src_value", "currency", "mcc", "country", "channel"})
+
+
+def _exploded_columns(decoded: DataFrame, domain: Domain) -> list[str]:
+    kept = [c for c in decoded.columns if c not in ("src_timestamp", domain.event_time_column)]
+    return [*kept, C.ENTITY, C.ENTITY_ID, C.STATE_BUCKET, C.EVENT_TIME_MS, C.SRC_TIMESTAMP_MS, C.WATERMARK_TIME]
 
 
 def compute_entity_features(
     exploded: DataFrame, domain: Domain, idle_horizon: timedelta = DEFAULT_IDLE_HORIZON
 ) -> DataFrame:
     """Apply the stateful feature function; output schema :func:`columns.entity_output_schema`."""
+    from pyspark.sql import functions as F
     from pyspark.sql.streaming.state import GroupStateTimeout
 
     update = EntityStateFunction(domain, idle_horizon)
-    return exploded.groupBy(C.ENTITY, C.STATE_BUCKET).applyInPandasWithState(
+    stateful = exploded.groupBy(C.ENTITY, C.STATE_BUCKET).applyInPandasWithState(
         update,  # type: ignore[arg-type]  # a callable object; pyspark's stub wants a plain function
-        outputStructType=C.entity_output_schema(domain),
+        outputStructType=C.stateful_output_schema(domain),
         stateStructType=C.state_schema(domain),
         outputMode="append",
         timeoutConf=GroupStateTimeout.NoTimeout,
     )
+    restored = {
+        "src_timestamp": F.timestamp_millis(F.col(C.SRC_TIMESTAMP_MS)),
+        domain.event_time_column: F.timestamp_millis(F.col(C.EVENT_TIME_MS)),
+    }
+    names = [part.strip().split(" ")[0] for part in C.entity_output_schema(domain).split(",")]
+    return stateful.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
 
 
 class EntityStateFunction:
@@ -88,7 +114,7 @@ class EntityStateFunction:
     def __init__(self, domain: Domain, idle_horizon: timedelta) -> None:
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
-        self.output_columns = [part.strip().split(" ")[0] for part in C.entity_output_schema(domain).split(",")]
+        self.output_columns = [part.strip().split(" ")[0] for part in C.stateful_output_schema(domain).split(",")]
         self.numeric = list(dict.fromkeys(c for f in domain.entities for c in f.numeric_columns))
         self.category = list(dict.fromkeys(c for f in domain.entities for c in f.category_columns))
 

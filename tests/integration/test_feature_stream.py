@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
@@ -24,12 +22,13 @@ from pipelines.config import Settings
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
 from pipelines.feast_io.store import apply_repo, feature_store
 from pipelines.generator.generator import GeneratorOptions
-from pipelines.kafka.client_config import consumer_config
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import stream_settings
+from pipelines.testing.kafka import read_topic
+from pipelines.testing.reference import reference_features
 from pipelines.validation.engine import validate_rows
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -41,56 +40,6 @@ DECODE_KINDS = {
     "wrong_field_types",
     "null_required_fields",
 }
-
-
-def _read_topic(settings: Settings, topic: str) -> list:  # type: ignore[type-arg]
-    """Every committed record of a topic, read partition by partition up to the end."""
-    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4()}", read_committed=True))
-    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    messages = []
-    for partition in metadata.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        if high <= low:
-            continue
-        consumer.assign([TopicPartition(topic, partition, low)])
-        idle = 0
-        # Transaction markers take offsets too: read until the position passes the end, not the last record.
-        while consumer.position([TopicPartition(topic, partition)])[0].offset < high:
-            message = consumer.poll(1.0)
-            if message is None:
-                idle += 1
-                assert idle < 30, f"timed out reading {topic}[{partition}]"
-                continue
-            assert message.error() is None, message.error()
-            messages.append(message)
-    consumer.close()
-    return messages
-
-
-def _reference_features(valid: pd.DataFrame) -> pd.DataFrame:
-    """Brute force over each entity's events (in arrival order per Kafka partition = event order per card)."""
-    rows = []
-    for spec in (CARD_FEATURES, MERCHANT_FEATURES):
-        for _, group in valid.groupby(spec.key_column, sort=False):
-            times = group["event_time_ms"].to_numpy()
-            for i in range(len(group)):
-                t = times[i]
-                known = (times < t) | ((times == t) & (np.arange(len(group)) <= i))
-                row = {"event_id": group["event_id"].iloc[i], "entity": spec.entity}
-                for aggregate in spec.aggregates:
-                    if aggregate.aggregation == "seconds_since_prev":
-                        previous = times[known & (np.arange(len(group)) != i)]
-                        row[aggregate.name] = (t - previous.max()) / 1000 if len(previous) else math.nan
-                        continue
-                    window = group[known & (times > t - aggregate.window_ms)]
-                    if aggregate.aggregation == "count":
-                        row[aggregate.name] = len(window)
-                    elif aggregate.aggregation == "count_distinct":
-                        row[aggregate.name] = window[aggregate.column].nunique()
-                    else:
-                        row[aggregate.name] = getattr(window[aggregate.column], aggregate.aggregation)()
-                rows.append(row)
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture
@@ -134,7 +83,7 @@ def test_every_record_is_valid_or_dead_lettered_with_its_source(streamed: dict) 
     )
     assert by_reason.get("invalid", 0) == sum(v for k, v in bad.items() if k not in DECODE_KINDS)
 
-    letters = _read_topic(settings, settings.kafka.topics.dead_letter)
+    letters = read_topic(settings, settings.kafka.topics.dead_letter)
     assert len(letters) == dead
     sources = set()
     for message in letters:
@@ -148,7 +97,7 @@ def test_every_record_is_valid_or_dead_lettered_with_its_source(streamed: dict) 
 def test_online_and_offline_features_equal_an_independent_computation(streamed: dict) -> None:  # type: ignore[type-arg]
     settings = streamed["settings"]
     decoder = RecordDecoder("transactions")
-    produced = _read_topic(settings, settings.kafka.topics.transactions)
+    produced = read_topic(settings, settings.kafka.topics.transactions)
     records, arrival = [], []
     for message in produced:
         try:
@@ -164,7 +113,8 @@ def test_online_and_offline_features_equal_an_independent_computation(streamed: 
     valid["_partition"] = [arrival[i][0] for i in np.flatnonzero(verdicts.valid)]
     valid["_offset"] = [arrival[i][1] for i in np.flatnonzero(verdicts.valid)]
     valid = valid.sort_values(["_partition", "_offset"]).reset_index(drop=True)
-    expected = _reference_features(valid)
+    card_expected = valid[["event_id"]].join(reference_features(valid, CARD_FEATURES)).set_index("event_id")
+    merchant_expected = valid[["event_id"]].join(reference_features(valid, MERCHANT_FEATURES)).set_index("event_id")
 
     # Online: each card's latest values, through the CLI's JSON.
     cards = valid.sort_values("event_time_ms").groupby("card_id").tail(1).sample(40, random_state=3)
@@ -177,7 +127,6 @@ def test_online_and_offline_features_equal_an_independent_computation(streamed: 
     result = runner.invoke(app, ["features", "get", "card", *cards["card_id"], "--json"], env=env)
     assert result.exit_code == 0, result.output
     online = {row["card_id"]: row for row in json.loads(result.output)}
-    card_expected = expected[expected["entity"] == "card"].set_index("event_id")
     for _, event in cards.iterrows():
         got = online[event["card_id"]]
         want = card_expected.loc[event["event_id"]]
@@ -204,7 +153,6 @@ def test_online_and_offline_features_equal_an_independent_computation(streamed: 
         right_on=["card_id", "merchant_id", "event_time"],
     )
     assert len(joined) >= len(sample) - 2  # same-millisecond duplicates of one card may collapse
-    merchant_expected = expected[expected["entity"] == "merchant"].set_index("event_id")
     mismatches = 0
     for _, row in joined.iterrows():
         for spec, table in ((CARD_FEATURES, card_expected), (MERCHANT_FEATURES, merchant_expected)):

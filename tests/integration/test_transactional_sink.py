@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from pipelines.config import Settings
-from pipelines.kafka.client_config import consumer_config, producer_config
+from pipelines.kafka.client_config import producer_config
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
-
-
-def _read_committed(settings: Settings, topic: str, expected: int) -> list[bytes]:
-    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4()}", read_committed=True))
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    idle = 0
-    try:
-        while idle < (8 if len(values) >= expected else 60):
-            message = consumer.poll(0.5)
-            if message is None:
-                idle += 1
-                continue
-            assert message.error() is None, message.error()
-            values.append(message.value())
-    finally:
-        consumer.close()
-    return values
+from pipelines.testing.kafka import read_topic
 
 
 def _records(topic: str, batch: int, n: int) -> list[OutgoingRecord]:
@@ -48,7 +31,7 @@ def test_a_replayed_batch_publishes_nothing_twice(kafka: Settings, topic: str) -
     assert sink.last_delivered_batch(0) == 1
     assert sink.last_delivered_batch(7) == -1
 
-    values = _read_committed(kafka, topic, 65)
+    values = [m.value() for m in read_topic(kafka, topic)]
     assert len(values) == 65
     assert len(set(values)) == 60  # batch 0's 5 records on partition 1 repeat keys/values of partition 0's
 
@@ -64,5 +47,5 @@ def test_a_crashed_attempt_is_fenced_and_its_records_stay_invisible(kafka: Setti
 
     retry = sink.deliver(3, 0, _records(topic, 3, 20))
     assert retry.records == 20
-    values = _read_committed(kafka, topic, 20)
+    values = [m.value() for m in read_topic(kafka, topic)]
     assert sorted(values) == sorted(f"b3-r{i}".encode() for i in range(20))

@@ -11,42 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
+from pipelines.testing.reference import reference_features as reference
 from pipelines.transforms.windows import EntityHistory, compute_window_features
 
 MINUTE_MS = 60_000
 
 
 def reference_features(events: pd.DataFrame, aggregates_of: str) -> pd.DataFrame:
-    """Brute force over events in arrival order: for each, scan the earlier-or-equal events in (t - W, t].
-
-    Ties in time count only if they arrived before (row order), as in the stream.
-    """
     spec = CARD_FEATURES if aggregates_of == "card" else MERCHANT_FEATURES
-    rows = []
-    arrival = np.arange(len(events))
-    times = events["event_time_ms"].to_numpy()
-    for i, (_, event) in enumerate(events.iterrows()):
-        t = event["event_time_ms"]
-        known = (times < t) | ((times == t) & (arrival <= i))
-        row = {}
-        for aggregate in spec.aggregates:
-            if aggregate.aggregation == "seconds_since_prev":
-                others = events[known & (arrival != i)]
-                row[aggregate.name] = (t - others["event_time_ms"].max()) / 1000 if len(others) else math.nan
-                continue
-            window = events[known & (times > t - aggregate.window_ms)]
-            if aggregate.aggregation == "count":
-                row[aggregate.name] = len(window)
-            elif aggregate.aggregation == "sum":
-                row[aggregate.name] = window[aggregate.column].sum()
-            elif aggregate.aggregation == "max":
-                row[aggregate.name] = window[aggregate.column].max()
-            elif aggregate.aggregation == "mean":
-                row[aggregate.name] = window[aggregate.column].mean()
-            elif aggregate.aggregation == "count_distinct":
-                row[aggregate.name] = window[aggregate.column].nunique()
-        rows.append(row)
-    return pd.DataFrame(rows, index=events.index)
+    return reference(events.assign(**{spec.key_column: "one-entity"}), spec)
 
 
 def _events(times_min: list[float], amounts: list[float], merchants: list[str], card: str = "c1") -> pd.DataFrame:
@@ -180,7 +153,7 @@ def test_many_entities_in_one_call_equal_each_entity_alone(rows: list[tuple[str,
     second, _ = compute_window_features(CARD_FEATURES, history, events.iloc[split:])
     got = pd.concat([first, second])
     for card, group in events.groupby("card_id"):
-        expected = reference_features(group.reset_index(drop=True), "card")
+        expected = reference(group.reset_index(drop=True), CARD_FEATURES)
         for name in CARD_FEATURES.feature_names:
             np.testing.assert_allclose(
                 got.loc[group.index, name].to_numpy(dtype=float),

@@ -1,0 +1,42 @@
+"""Read a topic back completely, for tests and checks: every record up to the end offsets, then stop."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from pipelines.config import Settings
+from pipelines.kafka.client_config import consumer_config
+
+
+def read_topic(settings: Settings, topic: str, *, read_committed: bool = True, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of ``topic`` (confluent-kafka Messages), partition by partition, up to the end offsets.
+
+    With transactions, markers take offsets too, so reading stops when the position passes the end offset,
+    not at the last record. read_committed hides aborted records (the end is then the last stable offset).
+    """
+    consumer = Consumer(consumer_config(settings, f"read-{uuid.uuid4()}", read_committed=read_committed))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        messages = []
+        for partition in sorted(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            idle = 0.0
+            while consumer.position([TopicPartition(topic, partition)])[0].offset < high:
+                message = consumer.poll(0.5)
+                if message is None:
+                    idle += 0.5
+                    if idle > timeout_s:
+                        raise TimeoutError(f"timed out reading {topic}[{partition}] up to offset {high}")
+                    continue
+                if message.error() is not None:
+                    raise RuntimeError(f"reading {topic}[{partition}]: {message.error()}")
+                messages.append(message)
+        return messages
+    finally:
+        consumer.close()

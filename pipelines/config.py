@@ -203,6 +203,25 @@ class StreamSettings(_Frozen):
     )
 
 
+class ModelSettings(_Frozen):
+    """Training (`featurestream train`) and the model registry (`featurestream models`)."""
+
+    registry_dir: Path | None = Field(default=None, description="Model registry root; unset means <state_dir>/models.")
+    model_name: str = Field(default="fraud_xgb", pattern=r"^[A-Za-z0-9_.-]+$")
+    feature_service: str = Field(default="fraud_model_v1", description="The Feast feature service the model reads.")
+    label_subject: str = Field(default="labels", description="Avro subject of the labels topic.")
+    label_column: str = Field(default="is_fraud", description="The label field (boolean) of a label record.")
+    alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="Score at or above which an event alerts.")
+    validation_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Latest share of labelled events (by event time) held out to validate."
+    )
+    num_boost_round: int = Field(default=400, ge=1)
+    early_stopping_rounds: int = Field(default=30, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0, le=1)
+    max_depth: int = Field(default=5, ge=1)
+    label_read_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the labels topic.")
+
+
 class Settings(BaseSettings):
     """Everything featurestream can be told; build it once and pass it down."""
 
@@ -219,6 +238,7 @@ class Settings(BaseSettings):
     serde: SerdeSettings = SerdeSettings()
     stream: StreamSettings = StreamSettings()
     feast: FeastSettings = FeastSettings()
+    models: ModelSettings = ModelSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,98 @@
+"""XGBoost training on a small synthetic training set: early stopping, progress, metrics, registry round trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from pipelines.config import ModelSettings
+from pipelines.models import ModelRegistry
+from pipelines.training.dataset import IS_VALIDATION, DatasetStats, TrainingSet, data_fingerprint
+from pipelines.training.labels import LABEL
+from pipelines.training.metrics import evaluate
+from pipelines.training.train import RoundProgress, TrainedModel, train_model
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+FEATURES = ("velocity", "amount", "noise")
+Trained = tuple[TrainingSet, TrainedModel, list[RoundProgress]]
+
+
+def synthetic_set(rows: int = 600, seed: int = 3) -> TrainingSet:
+    """Fraud is fast and large (with overlap), a third of it; the last 25% of event times validate."""
+    rng = np.random.default_rng(seed)
+    label = rng.random(rows) < 0.3
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"e{i:04d}" for i in range(rows)],
+            "event_time": [T0 + timedelta(minutes=i) for i in range(rows)],
+            "velocity": rng.poisson(np.where(label, 6, 2)).astype(float),
+            "amount": rng.lognormal(np.where(label, 5.0, 4.0), 0.8),
+            "noise": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(size=rows)),
+            LABEL: label.astype(np.int8),
+        }
+    )
+    frame[IS_VALIDATION] = np.arange(rows) >= int(rows * 0.75)
+    start = frame.loc[frame[IS_VALIDATION], "event_time"].min()
+    return TrainingSet(
+        frame=frame,
+        feature_names=FEATURES,
+        feature_service="synthetic_v1",
+        event_id_column="event_id",
+        event_time_column="event_time",
+        label_cutoff=T0 + timedelta(days=2),
+        validation_start=start.to_pydatetime(),
+        fingerprint=data_fingerprint(frame, FEATURES, "event_id"),
+        stats=DatasetStats(labels=rows, after_cutoff=0, superseded=0, without_event=0, label_before_event=0, rows=rows),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[TrainingSet, TrainedModel, list[RoundProgress]]:
+    training_set = synthetic_set()
+    rounds: list[RoundProgress] = []
+    settings = ModelSettings(num_boost_round=300, early_stopping_rounds=15, max_depth=3)
+    return training_set, train_model(training_set, settings, progress=rounds.append), rounds
+
+
+def test_training_stops_early_and_keeps_only_the_validated_trees(trained: Trained) -> None:
+    _, model, rounds = trained
+    best = model.summary.best_iteration
+    assert best + 1 < 300  # stopped early
+    assert model.booster.num_boosted_rounds() == best + 1
+    assert len(rounds) == best + 1 + 15  # every round reported, up to the patience limit
+    assert [r.iteration for r in rounds] == list(range(len(rounds)))
+    assert {"logloss", "auc", "aucpr"} <= set(rounds[-1].validation)
+    assert rounds[-1].max_rounds == 300
+
+
+def test_the_summary_matches_the_data_and_the_model(trained: Trained) -> None:
+    training_set, model, _ = trained
+    summary = model.summary
+    train, validation = training_set.train, training_set.validation
+    assert summary.feature_names == FEATURES
+    assert summary.rows.train == len(train) == 450 and summary.rows.validation == len(validation) == 150
+    assert summary.rows.train_positives == int(train[LABEL].sum())
+    positives = int(train[LABEL].sum())
+    assert summary.params["scale_pos_weight"] == pytest.approx((len(train) - positives) / positives)
+    assert summary.params["tree_method"] == "hist"
+    assert summary.training_window_start == T0 and summary.data_fingerprint == training_set.fingerprint
+
+    matrix = xgb.DMatrix(validation[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
+    expected = evaluate(validation[LABEL].to_numpy(), model.booster.predict(matrix), summary.alert_threshold)
+    assert summary.validation_metrics == expected
+    assert summary.validation_metrics.roc_auc is not None and summary.validation_metrics.roc_auc > 0.8
+
+
+def test_a_registered_model_scores_exactly_like_the_trained_one(trained: Trained, tmp_path: Path) -> None:
+    training_set, model, _ = trained
+    registry = ModelRegistry(tmp_path)
+    version = registry.register(model.booster, model.summary)
+    loaded = registry.load_booster(version.version)
+    matrix = xgb.DMatrix(training_set.frame[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
+    np.testing.assert_array_equal(loaded.predict(matrix), model.booster.predict(matrix))
+    assert version.metadata.training.validation_metrics == model.summary.validation_metrics

@@ -1,8 +1,9 @@
 """`featurestream demo`: the main job on the embedded default, end to end, in one readable summary.
 
-Stack up -> Feast apply -> generated card traffic (with bad records of every kind) produced to Kafka -> the
-streaming feature job drains the topic with spark-submit (availableNow) -> conservation, dead letters by reason,
-and the online features of a few cards read back through Feast.
+Stack up -> Feast apply -> two days of generated card traffic (bad records of every kind) and its labels to
+Kafka -> the streaming feature job drains it with spark-submit (availableNow) -> conservation, dead letters by
+reason, online features of a few cards -> train an XGBoost model on point-in-time features and promote it ->
+live traffic streamed and scored -> scores read back from Kafka (read_committed).
 """
 
 from __future__ import annotations
@@ -62,15 +63,7 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
     )
 
     with console.status("streaming features: spark-submit jobs/stream.py --available-now ..."):
-        completed = subprocess.run(
-            spark_submit_argv(settings, "stream", ["--available-now"]), capture_output=True, text=True, check=False
-        )
-    if completed.returncode != 0:
-        raise DemoFailedError(f"the streaming job failed:\n{completed.stderr[-3000:]}")
-    report_line = next((line for line in reversed(completed.stdout.splitlines()) if line.startswith("{")), None)
-    if report_line is None:
-        raise DemoFailedError(f"the streaming job printed no summary:\n{completed.stdout[-2000:]}")
-    totals = json.loads(report_line)
+        totals = _run_stream(settings)
     log_lines = Path(totals["batch_log"]).read_text(encoding="utf-8").splitlines()
     batches = [json.loads(line) for line in log_lines][-totals["batches"] :]
     console.print(
@@ -90,7 +83,57 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
                 name, "null" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
             )
         console.print(table)
+    _train_and_score(settings, console, seed=seed)
     console.print(f"[bold green]demo done[/] in {time.monotonic() - started:.0f}s; state in {settings.stack.state_dir}")
+
+
+def _run_stream(settings: Settings) -> dict[str, Any]:
+    completed = subprocess.run(
+        spark_submit_argv(settings, "stream", ["--available-now"]), capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise DemoFailedError(f"the streaming job failed:\n{completed.stderr[-3000:]}")
+    report_line = next((line for line in reversed(completed.stdout.splitlines()) if line.startswith("{")), None)
+    if report_line is None:
+        raise DemoFailedError(f"the streaming job printed no summary:\n{completed.stdout[-2000:]}")
+    return dict(json.loads(report_line))
+
+
+def _train_and_score(settings: Settings, console: Console, *, seed: int) -> None:
+    from pipelines.serde.decoder import RecordDecoder
+    from pipelines.testing.kafka import read_topic
+    from pipelines.training.run import run_training
+
+    with console.status("training XGBoost on point-in-time features of the labelled events ..."):
+        run = run_training(settings, promote=True)
+    metrics = run.version.metadata.training.validation_metrics
+    console.print(
+        f"[green]5.[/] trained {run.version.model_name} v{run.version.version} on {len(run.training_set.frame):,} "
+        f"labelled events: validation ROC-AUC {_fmt(metrics.roc_auc)}, PR-AUC {_fmt(metrics.pr_auc)}; promoted"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    live = GeneratorOptions(
+        count=5_000,
+        now_ms=int(now.timestamp() * 1000),
+        seed=seed + 1,
+        cards=5_000,
+        merchants=500,
+        start_ms=int(now.timestamp() * 1000),
+        duration_ms=10 * 60_000,
+        bad_fraction=0.01,
+    )
+    before = len(read_topic(settings, settings.kafka.topics.scores))
+    produced = produce_transactions(settings, live, labels=False)
+    with console.status("streaming and scoring live traffic ..."):
+        totals = _run_stream(settings)
+    decoder = RecordDecoder("scores")
+    scores = [decoder.decode(m.value()) for m in read_topic(settings, settings.kafka.topics.scores)][before:]
+    alerts = sum(score["is_alert"] for score in scores)
+    console.print(
+        f"[green]6.[/] {produced.main.sent:,} live events -> {totals['valid']:,} valid, each scored once: "
+        f"{len(scores):,} scores on {settings.kafka.topics.scores} (read_committed), {alerts} alerts, "
+        f"model versions {sorted({score['model_version'] for score in scores})}"
+    )
 
 
 def _dead_letter_table(console: Console, batches: list[dict[str, Any]]) -> None:
@@ -120,3 +163,7 @@ def _busiest_cards(batches: list[dict[str, Any]], settings: Settings, limit: int
     )
     frame = table.to_pandas().sort_values("card_txn_count_24h", ascending=False)
     return frame["card_id"].drop_duplicates().head(limit).tolist()
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -32,6 +32,9 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Exactly-once sinks key their Kafka transactions by partition id: a replayed batch must be split the
+        # same way, so no adaptive re-planning of joins or partition coalescing inside foreachBatch.
+        "spark.sql.adaptive.enabled": "false",
         "spark.ui.enabled": str(settings.spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.pyspark.python": python,

@@ -27,10 +27,12 @@ from pipelines.domains.base import Domain
 from pipelines.feast_io.offline import write_offline_batch
 from pipelines.feast_io.online import OnlineWriter
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
+from pipelines.scoring.model_source import ModelSource
+from pipelines.scoring.scorer import SCORE_STATS_DDL, ScorePublisher
 from pipelines.streaming import columns as C
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 EVENTS_DATASET = "events"
 """Offline dataset of the valid events (Parquet, per batch, like the feature views; not a Feast view)."""
@@ -52,6 +54,8 @@ class BatchRecord:
     online_stale: dict[str, int] = field(default_factory=dict)
     offline_rows: dict[str, int] = field(default_factory=dict)
     dead_letters_published: int = 0
+    scored: int = 0
+    model_version: int | None = None
     replayed_partitions: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -68,6 +72,8 @@ class BatchWriter:
         online_writer: OnlineWriter,
         dead_letter_sink: ExactlyOnceSink,
         batch_log: Path,
+        model_source: ModelSource | None = None,
+        score_sink: ExactlyOnceSink | None = None,
     ) -> None:
         self.settings = settings
         self.domain = domain
@@ -75,6 +81,8 @@ class BatchWriter:
         self.dead_letter_sink = dead_letter_sink
         self.batch_log = batch_log
         self.batch_log.parent.mkdir(parents=True, exist_ok=True)
+        self.model_source = model_source
+        self.score_sink = score_sink
         self.history: list[BatchRecord] = []
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
@@ -92,6 +100,9 @@ class BatchWriter:
             clock = time.perf_counter()
             self._write_events(batch, batch_id)
             record.stage_seconds["offline_events"] = round(time.perf_counter() - clock, 3)
+            clock = time.perf_counter()
+            self._score(batch, batch_id, record)
+            record.stage_seconds["scoring"] = round(time.perf_counter() - clock, 3)
         finally:
             batch.unpersist()
         record.seconds = round(time.perf_counter() - started, 3)
@@ -123,6 +134,45 @@ class BatchWriter:
         )
         record.failed_expectations = {row["expectation"]: row["count"] for row in failed}
         return record
+
+    def _score(self, batch: DataFrame, batch_id: int, record: BatchRecord) -> None:
+        """Score every valid event with the production model (if any) and publish the scores exactly once.
+
+        Each event's card row and merchant row are joined by source coordinates; the join's hash partitioning is
+        the same on a replay (same input, fixed shuffle partitions), so partition ids stay stable for the sink.
+        """
+        if self.model_source is None or self.score_sink is None:
+            return
+        model = self.model_source.for_batch()
+        if model is None:
+            return
+        from pyspark.sql import functions as F
+
+        key = [F.col("src_partition"), F.col("src_offset")]
+        first, *others = self.domain.entities
+
+        def rows_of(entity: str, *columns: Column) -> DataFrame:
+            ok = (F.col(C.ENTITY) == entity) & (F.col(C.VERDICT) == C.OK)
+            return batch.where(ok).select(*key, *columns)
+
+        def model_features(names: list[str]) -> list[Column]:
+            return [F.col(name) for name in names if name in model.feature_names]
+
+        joined = rows_of(
+            first.entity,
+            F.col("event_id"),
+            F.col(C.ENTITY_ID).alias("card_id"),
+            F.unix_millis(F.col(self.domain.event_time_column)).alias("event_time_ms"),
+            *model_features(first.feature_names),
+        )
+        for features in others:
+            joined = joined.join(
+                rows_of(features.entity, *model_features(features.feature_names)), ["src_partition", "src_offset"]
+            )
+        publish = ScorePublisher(self.settings, model, self.score_sink, batch_id)
+        for row in joined.mapInArrow(publish, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
+            record.scored += row["scored"]
+        record.model_version = model.version
 
     def _write_events(self, batch: DataFrame, batch_id: int) -> None:
         """The valid events themselves (one row each), for training: labels join them by event id to get the

@@ -18,6 +18,7 @@ from pipelines.domains import get_domain
 from pipelines.feast_io.writers import online_writer
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
+from pipelines.scoring.model_source import ModelSource
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.kafka_source import read_kafka_stream
 from pipelines.spark.session import checkpoint_dir
@@ -62,7 +63,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     topics = settings.kafka.topics
     ensure_topics(
         admin_client(settings),
-        [topics.transactions, topics.dead_letter],
+        [topics.transactions, topics.dead_letter, topics.scores],
         partitions=settings.kafka.partitions,
         replication_factor=settings.kafka.replication_factor,
     )
@@ -82,8 +83,12 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     exploded = explode_entities(decoded, domain, stream.watermark_delay, stream.state_buckets)
     features = compute_entity_features(exploded, domain, timedelta(days=stream.idle_entity_days))
 
-    sink = ExactlyOnceSink(settings, f"{stream.query_name}-{sink_identity(checkpoint)}-dlq", topics.dead_letter)
-    writer = BatchWriter(settings, domain, online_writer(settings), sink, batch_log)
+    identity = sink_identity(checkpoint)
+    dead_letters = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-dlq", topics.dead_letter)
+    scores = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-scores", topics.scores)
+    model_source = ModelSource(settings, domain)
+    model_source.for_batch()  # a production model needing features the stream lacks fails here, at start
+    writer = BatchWriter(settings, domain, online_writer(settings), dead_letters, batch_log, model_source, scores)
     trigger = {"availableNow": True} if available_now else {"processingTime": stream.trigger_interval}
     query = (
         features.writeStream.foreachBatch(writer)

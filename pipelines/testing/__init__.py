@@ -64,3 +64,23 @@ def stream_settings(base: Settings, state_dir: Path, **stream: object) -> Settin
             "stream": base.stream.model_copy(update={"query_name": f"features_{suffix}", **stream}),
         }
     )
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a child process (spark-submit, the CLI) build these same settings.
+
+    Covers what :func:`isolated_settings` and :func:`stream_settings` change; secrets are not exported.
+    """
+    env = {
+        "FEATURESTREAM_STACK__STATE_DIR": str(settings.stack.state_dir),
+        "FEATURESTREAM_STACK__BROKER_PORT": str(settings.stack.broker_port),
+        "FEATURESTREAM_STACK__CONTROLLER_PORT": str(settings.stack.controller_port),
+        "FEATURESTREAM_KAFKA__CLIENT_ID": settings.kafka.client_id,
+        "FEATURESTREAM_STREAM__QUERY_NAME": settings.stream.query_name,
+        "FEATURESTREAM_SPARK__MASTER": settings.spark.master,
+    }
+    for name in ("transactions", "labels", "scores", "dead_letter", "alerts"):
+        env[f"FEATURESTREAM_KAFKA__TOPICS__{name.upper()}"] = getattr(settings.kafka.topics, name)
+    if settings.kafka.bootstrap_servers:
+        env["FEATURESTREAM_KAFKA__BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers
+    return env

@@ -1,4 +1,6 @@
-"""Training end to end: generated history with labels -> streaming features -> train -> registry -> production.
+"""Training end to end, then scoring in the stream.
+
+Generated history with labels -> streaming features -> train -> registry -> production -> live scores.
 
 30,000 generated transactions over 3 days, ending a week ago, and their labels go to Kafka; the streaming job
 drains them into Feast's offline store; training reads the labels back from Kafka (read_committed, bounded),
@@ -8,6 +10,10 @@ issue's: a model that cannot reach it means the features or the generator are wr
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,11 @@ from pipelines.generator.generator import GeneratorOptions, TransactionGenerator
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.models import ModelRegistry
 from pipelines.produce.transactions import produce_transactions
+from pipelines.serde.decoder import RecordDecoder
+from pipelines.spark.submit import spark_submit_argv
 from pipelines.streaming.job import start_feature_stream
-from pipelines.testing import stream_settings
+from pipelines.testing import settings_environment, stream_settings
+from pipelines.testing.kafka import read_topic
 from pipelines.training.dataset import service_columns
 from pipelines.training.run import TrainingRun, run_training
 
@@ -147,3 +156,121 @@ def _no_stray_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     """The CLI reads settings from the environment only: run where no featurestream.toml can be picked up."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FEATURESTREAM_CONFIG", raising=False)
+
+
+# -- scoring in the stream, with the model trained above in production ------------------------------------------
+# Live events are scored; scores reach read_committed consumers exactly once, also when Spark replays a batch
+# whose scores were already published (a crash between the Kafka commit and Spark's own, reproduced by removing
+# the batch from the checkpoint's commit log).
+
+LIVE = 3_000
+
+
+def _scores(settings: Any) -> list[dict[str, Any]]:
+    decoder = RecordDecoder("scores")
+    return [decoder.decode(message.value()) for message in read_topic(settings, settings.kafka.topics.scores)]
+
+
+def _run_stream(spark: SparkSession, settings: Any) -> list[Any]:
+    running = start_feature_stream(spark, settings, available_now=True)
+    running.query.awaitTermination(600)
+    assert running.query.exception() is None
+    return running.writer.history
+
+
+def test_live_events_are_scored_exactly_once_even_when_a_batch_is_replayed(
+    trained: dict[str, Any], spark: SparkSession
+) -> None:
+    settings = trained["settings"]
+    now = datetime.now(UTC)
+    live = GeneratorOptions(
+        count=LIVE,
+        now_ms=int(now.timestamp() * 1000),
+        seed=99,
+        cards=2_000,
+        merchants=400,
+        start_ms=int((now - timedelta(hours=1)).timestamp() * 1000),
+        duration_ms=3_600_000,
+        bad_fraction=0.02,
+    )
+    produce_transactions(settings, live, labels=False)
+    history = _run_stream(spark, settings)
+    valid = sum(batch.valid for batch in history)
+    assert valid > 0.95 * LIVE
+    production = ModelRegistry.from_settings(settings).production()
+    assert production is not None
+    assert {batch.model_version for batch in history if batch.valid} == {production.version}
+
+    scores = _scores(settings)
+    assert len(scores) == valid
+    assert len({score["event_id"] for score in scores}) == valid
+    assert {score["model_version"] for score in scores} == {str(production.version)}
+    assert all(0.0 <= score["score"] <= 1.0 for score in scores)
+    assert all(score["features_as_of"] == score["event_time"] for score in scores)
+
+    # Crash after the Kafka transactions committed but before Spark recorded the batch: Spark replays it.
+    commits = Path(settings.checkpoint_root) / "stream" / settings.stream.query_name / "commits"
+    last = max((p for p in commits.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    last.unlink()
+    (commits / f".{last.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum file of the same entry
+    replayed = _run_stream(spark, settings)
+    assert [batch.batch_id for batch in replayed] == [int(last.name)]
+    assert replayed[0].scored == 0 and replayed[0].dead_letters_published == 0  # markers say: delivered
+    assert len(_scores(settings)) == valid
+
+
+def test_scores_stay_exactly_once_when_the_job_is_killed_mid_run(trained: dict[str, Any]) -> None:
+    """SIGKILL the spark-submit'ed job (driver and Python workers) while it works through a backlog in small
+    batches, restart it on the same checkpoint, and count: one score per valid event, none twice."""
+    settings = trained["settings"]
+    before = {score["event_id"] for score in _scores(settings)}
+    now = datetime.now(UTC)
+    backlog = GeneratorOptions(
+        count=12_000,
+        now_ms=int(now.timestamp() * 1000),
+        seed=123,
+        cards=2_000,
+        merchants=400,
+        # After the live events above, so none is older than the watermark they left behind.
+        start_ms=int((now + timedelta(minutes=1)).timestamp() * 1000),
+        duration_ms=30 * 60_000,
+        bad_fraction=0.01,
+    )
+    produced = produce_transactions(settings, backlog, labels=False)
+    expected_new = produced.main.sent - sum(produced.bad_by_kind.values())
+    env = {
+        **os.environ,
+        **settings_environment(settings),
+        "FEATURESTREAM_STREAM__MAX_OFFSETS_PER_TRIGGER": "1500",
+        "FEATURESTREAM_STREAM__TRIGGER_INTERVAL": "500 milliseconds",
+    }
+    batch_log = Path(settings.stack.state_dir) / "runs" / settings.stream.query_name / "batches.jsonl"
+    lines_before = len(batch_log.read_text().splitlines())
+    job_log = Path(settings.stack.state_dir) / "killed-job.log"
+    job = subprocess.Popen(
+        spark_submit_argv(settings, "stream"),
+        env=env,
+        start_new_session=True,
+        stdout=job_log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(batch_log.read_text().splitlines()) < lines_before + 2:
+            assert job.poll() is None, f"the job exited before it was killed:\n{job_log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "the job wrote no batches in time"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(30)
+    partial = {score["event_id"] for score in _scores(settings)} - before
+    assert 0 < len(partial) < expected_new  # killed mid-run
+
+    restarted = subprocess.run(
+        spark_submit_argv(settings, "stream", ["--available-now"]), env=env, capture_output=True, text=True
+    )
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    scores = _scores(settings)
+    new = [score["event_id"] for score in scores if score["event_id"] not in before]
+    assert len(new) == expected_new
+    assert len(set(new)) == len(new)

@@ -50,14 +50,15 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
         seed=seed,
         cards=5_000,
         merchants=500,
-        start_ms=int((now - timedelta(days=2)).timestamp() * 1000),
-        duration_ms=int(timedelta(days=2).total_seconds() * 1000),
+        # History that ends a day ago: most of its labels (chargebacks take hours to days) are known by now.
+        start_ms=int((now - timedelta(days=5)).timestamp() * 1000),
+        duration_ms=int(timedelta(days=4).total_seconds() * 1000),
         bad_fraction=0.01,
     )
     with console.status(f"producing {events:,} generated transactions ..."):
         summary = produce_transactions(settings, options)
     console.print(
-        f"[green]3.[/] produced {summary.main.sent:,} transactions over the last 2 days "
+        f"[green]3.[/] produced {summary.main.sent:,} transactions over 4 days ending a day ago "
         f"({sum(summary.bad_by_kind.values())} deliberately bad) and {summary.labels.sent if summary.labels else 0:,}"
         " labels"
     )

@@ -220,6 +220,13 @@ class ModelSettings(_Frozen):
     learning_rate: float = Field(default=0.1, gt=0, le=1)
     max_depth: int = Field(default=5, ge=1)
     label_read_timeout_s: float = Field(default=60.0, gt=0, description="Bound on reading the labels topic.")
+    genuine_label_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of genuine (non-fraud) events that get a label. Below 1, labelled genuine rows are "
+        "weighted by its inverse, so scores estimate the fraud probability in traffic, not in the labelled set.",
+    )
 
 
 class Settings(BaseSettings):

@@ -84,7 +84,15 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
                 name, "null" if value is None else f"{value:,.2f}" if isinstance(value, float) else str(value)
             )
         console.print(table)
-    _train_and_score(settings, console, seed=seed)
+    history_end_ms = (options.start_ms or 0) + (options.duration_ms or 0)
+    _train_and_score(
+        settings,
+        console,
+        seed=seed,
+        genuine_label_fraction=options.genuine_label_fraction,
+        live_from_ms=history_end_ms,
+        live_ms_per_event=(options.duration_ms or 0) / events,
+    )
     console.print(f"[bold green]demo done[/] in {time.monotonic() - started:.0f}s; state in {settings.stack.state_dir}")
 
 
@@ -100,13 +108,27 @@ def _run_stream(settings: Settings) -> dict[str, Any]:
     return dict(json.loads(report_line))
 
 
-def _train_and_score(settings: Settings, console: Console, *, seed: int) -> None:
+def _train_and_score(
+    settings: Settings,
+    console: Console,
+    *,
+    seed: int,
+    genuine_label_fraction: float,
+    live_from_ms: int,
+    live_ms_per_event: float,
+) -> None:
+    """Train and promote, then stream "live" traffic that continues where the history ended, at the history's
+    pace (so its windows and gaps look like the traffic the model learned from), and read its scores back."""
     from pipelines.serde.decoder import RecordDecoder
     from pipelines.testing.kafka import read_topic
     from pipelines.training.run import run_training
 
+    # The generator labels every fraud but only a sample of genuine payments: training must know the sample rate.
+    sampled = settings.model_copy(
+        update={"models": settings.models.model_copy(update={"genuine_label_fraction": genuine_label_fraction})}
+    )
     with console.status("training XGBoost on point-in-time features of the labelled events ..."):
-        run = run_training(settings, promote=True)
+        run = run_training(sampled, promote=True)
     metrics = run.version.metadata.training.validation_metrics
     console.print(
         f"[green]5.[/] trained {run.version.model_name} v{run.version.version} on {len(run.training_set.frame):,} "
@@ -119,8 +141,8 @@ def _train_and_score(settings: Settings, console: Console, *, seed: int) -> None
         seed=seed + 1,
         cards=5_000,
         merchants=500,
-        start_ms=int(now.timestamp() * 1000),
-        duration_ms=10 * 60_000,
+        start_ms=live_from_ms,
+        duration_ms=int(5_000 * live_ms_per_event),
         bad_fraction=0.01,
     )
     before = len(read_topic(settings, settings.kafka.topics.scores))

@@ -2,9 +2,10 @@
 
 - ``tree_method="hist"``; missing features (a card's first event has no "seconds since previous") stay NaN,
   XGBoost's own missing value, so the model learns where to send them instead of being fed a made-up number.
-- Imbalance: ``scale_pos_weight`` = negatives / positives of the training split. Scores are then not
-  probabilities of fraud in the labelled population (the calibration summary shows by how much), but rankings,
-  which ROC-AUC, PR-AUC and the alert threshold use.
+- Imbalance: when genuine events are labelled only in part (``models.genuine_label_fraction`` < 1), each
+  labelled genuine row is weighted by the inverse of that fraction, so the model sees traffic's class balance
+  and its scores estimate the fraud probability in traffic (what an alert threshold needs). Otherwise
+  ``scale_pos_weight`` = negatives / positives: scores then rank well but overstate the probability.
 - Early stopping on the validation split's PR-AUC (the metric that matters with rare positives); the booster
   is cut to its best iteration before it is returned, so whoever loads the saved model scores with exactly the
   trees that were validated, with no "best_iteration" to remember.
@@ -58,15 +59,23 @@ class TrainedModel:
         return self.summary.validation_metrics
 
 
+def genuine_row_weights(labels: np.ndarray, genuine_label_fraction: float) -> np.ndarray | None:
+    """Inverse-sampling weights (1 for fraud, 1/fraction for genuine), or None when every event is labelled."""
+    if genuine_label_fraction >= 1.0:
+        return None
+    return np.where(labels == 1, 1.0, 1.0 / genuine_label_fraction)
+
+
 def training_params(models: ModelSettings, positives: int, negatives: int) -> dict[str, Any]:
     """XGBoost parameters; deterministic (no row or column sampling, a fixed seed)."""
+    reweighted = models.genuine_label_fraction < 1.0
     return {
         "objective": "binary:logistic",
         "tree_method": "hist",
         "max_depth": models.max_depth,
         "eta": models.learning_rate,
         "min_child_weight": 1.0,
-        "scale_pos_weight": negatives / positives,
+        "scale_pos_weight": 1.0 if reweighted else negatives / positives,
         "eval_metric": list(EVAL_METRICS),
         "seed": 0,
         "nthread": max(1, min(4, os.cpu_count() or 1)),
@@ -81,8 +90,16 @@ def train_model(
     train, validation = training_set.train, training_set.validation
     y_train = train[LABEL].to_numpy(dtype=np.int8)
     y_validation = validation[LABEL].to_numpy(dtype=np.int8)
-    d_train = xgb.DMatrix(feature_matrix(train, names), label=y_train, feature_names=names)
-    d_validation = xgb.DMatrix(feature_matrix(validation, names), label=y_validation, feature_names=names)
+    fraction = models.genuine_label_fraction
+    d_train = xgb.DMatrix(
+        feature_matrix(train, names), label=y_train, weight=genuine_row_weights(y_train, fraction), feature_names=names
+    )
+    d_validation = xgb.DMatrix(
+        feature_matrix(validation, names),
+        label=y_validation,
+        weight=genuine_row_weights(y_validation, fraction),
+        feature_names=names,
+    )
     positives = int(y_train.sum())
     params = training_params(models, positives, len(y_train) - positives)
 

@@ -17,13 +17,14 @@ app = typer.Typer(help="The Feast feature repository (features/) and online feat
 @app.command()
 def apply() -> None:
     """Register features/ in Feast's registry and create the online tables (what `feast apply` does)."""
+    from pipelines.feast_io.paths import feast_paths
     from pipelines.feast_io.store import apply_repo
 
     settings = load_settings()
     specs = apply_repo(settings)
     for name, spec in specs.items():
         console.print(f"applied feature view [bold]{name}[/] ({len(spec.features)} features, key {spec.join_keys[0]})")
-    console.print(f"registry: {settings.feast.registry_path or settings.stack.state_dir / 'feast' / 'registry.db'}")
+    console.print(f"registry: {feast_paths(settings).registry}")
 
 
 @app.command()

@@ -23,6 +23,16 @@ SCORE_STATS = pa.schema([("partition", pa.int32()), ("scored", pa.int64()), ("al
 SCORE_STATS_DDL = "partition int, scored long, already_delivered boolean"
 
 _BOOSTERS: dict[tuple[str, int], Any] = {}
+_ENCODERS: dict[str, Any] = {}
+
+
+def scores_encoder(settings: Settings, topic: str) -> Any:
+    """The scores encoder, built once per worker process (it reads the schema store from disk)."""
+    if topic not in _ENCODERS:
+        from pipelines.serde.encoder import make_encoder
+
+        _ENCODERS[topic] = make_encoder("scores", settings, topic)
+    return _ENCODERS[topic]
 
 
 def booster_for(model: ScoringModel) -> Any:
@@ -59,8 +69,6 @@ class ScorePublisher:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
-        from pipelines.serde.encoder import make_encoder
-
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
         materialised = [batch for batch in batches if batch.num_rows]
@@ -70,7 +78,7 @@ class ScorePublisher:
         table = pa.Table.from_batches(materialised)
         scores = score_matrix(self.model, table)
         topic = self.settings.kafka.topics.scores
-        encoder = make_encoder("scores", self.settings, topic)
+        encoder = scores_encoder(self.settings, topic)
         scored_at = int(time.time() * 1000)
         event_ids = table.column("event_id").to_pylist()
         card_ids = table.column("card_id").to_pylist()

@@ -181,7 +181,7 @@ class BatchWriter:
 
         first_entity = self.domain.entities[0].entity
         events = batch.where((F.col(C.ENTITY) == first_entity) & (F.col(C.VERDICT) == C.OK)).select(
-            *[part.strip().split(" ")[0] for part in C.event_schema(self.domain).split(",")]
+            *C.column_names(C.event_schema(self.domain))
         )
         write_offline_batch(events, self.settings, EVENTS_DATASET, batch_id)
 

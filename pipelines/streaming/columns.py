@@ -33,6 +33,11 @@ STATE_BUCKET = "state_bucket"
 IS_LATEST = "is_latest_in_batch"
 
 
+def column_names(ddl: str) -> list[str]:
+    """The column names of a DDL schema string such as ``"a string, b long"``."""
+    return [part.strip().split(" ")[0] for part in ddl.split(",")]
+
+
 def event_schema(domain: Domain) -> str:
     """The decoded event columns (DDL) the domain's features read; the card-fraud transaction fields."""
     del domain  # one event shape today; a second domain declares its own when it arrives

@@ -19,6 +19,7 @@ import pandas as pd
 
 from pipelines.domains.base import Domain
 from pipelines.serde.decoder import RecordDecoder
+from pipelines.spark.pandas_batches import joined_batches
 from pipelines.streaming import columns as C
 from pipelines.validation.engine import get_validator
 
@@ -60,20 +61,12 @@ class DecodeValidate:
         self.decoder = decoder
         self.suite_json = suite_json
         self.max_rows = max_rows
-        self.event_columns = [part.strip().split(" ")[0] for part in C.event_schema(domain).split(",")]
-        self.output_columns = [part.strip().split(" ")[0] for part in C.decoded_schema(domain).split(",")]
+        self.event_columns = C.column_names(C.event_schema(domain))
+        self.output_columns = C.column_names(C.decoded_schema(domain))
 
     def __call__(self, batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        pending: list[pd.DataFrame] = []
-        rows = 0
-        for batch in batches:
-            if pending and rows + len(batch) > self.max_rows:
-                yield self.judge(pd.concat(pending, ignore_index=True))
-                pending, rows = [], 0
-            pending.append(batch)
-            rows += len(batch)
-        if pending:
-            yield self.judge(pd.concat(pending, ignore_index=True))
+        for chunk in joined_batches(batches, self.max_rows):
+            yield self.judge(chunk.reset_index(drop=True))
 
     def judge(self, source: pd.DataFrame) -> pd.DataFrame:
         """Decode and validate one chunk of source rows (pure given the decoder and suite)."""

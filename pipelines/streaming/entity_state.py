@@ -104,7 +104,7 @@ def compute_entity_features(
         "src_timestamp": F.timestamp_millis(F.col(C.SRC_TIMESTAMP_MS)),
         domain.event_time_column: F.timestamp_millis(F.col(C.EVENT_TIME_MS)),
     }
-    names = [part.strip().split(" ")[0] for part in C.entity_output_schema(domain).split(",")]
+    names = C.column_names(C.entity_output_schema(domain))
     return stateful.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
 
 
@@ -114,7 +114,7 @@ class EntityStateFunction:
     def __init__(self, domain: Domain, idle_horizon: timedelta) -> None:
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
-        self.output_columns = [part.strip().split(" ")[0] for part in C.stateful_output_schema(domain).split(",")]
+        self.output_columns = C.column_names(C.stateful_output_schema(domain))
         self.numeric = list(dict.fromkeys(c for f in domain.entities for c in f.numeric_columns))
         self.category = list(dict.fromkeys(c for f in domain.entities for c in f.category_columns))
 

@@ -13,7 +13,6 @@ imports Spark or Kafka; unit tests call it with ten rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -96,10 +95,6 @@ class EntityHistory:
 
     def __len__(self) -> int:
         return len(self.times_ms)
-
-    @property
-    def entity_count(self) -> int:
-        return len(pd.unique(self.keys)) if len(self) else 0
 
     def take(self, index: np.ndarray) -> EntityHistory:
         return EntityHistory(
@@ -222,8 +217,3 @@ def _range_max(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.n
     bounds[0::2] = lower
     bounds[1::2] = upper
     return np.maximum.reduceat(padded, bounds)[0::2]
-
-
-def features_frame_columns(feature_sets: Sequence[EntityFeatureSet]) -> list[WindowAggregate]:
-    """Every aggregate of every entity, in declaration order (the union the stream emits)."""
-    return [aggregate for features in feature_sets for aggregate in features.aggregates]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import pandas as pd
 
+from pipelines.spark.pandas_batches import joined_batches
 from pipelines.validation.engine import get_validator, loaded_suite
 from pipelines.validation.results import ERROR_SUFFIX, REASON_SEPARATOR, BatchSummary, ExpectationOutcome
 
@@ -67,21 +68,8 @@ def validate_batches_for_spark(
 
     Order is kept and every input row comes out exactly once, so records read = valid + dead-lettered.
     """
-    pending: list[pd.DataFrame] = []
-    pending_rows = 0
-    for batch in batches:
-        if pending and pending_rows + len(batch) > max_rows:
-            yield _validate_joined(pending, now=now, suite_json=suite_json)
-            pending, pending_rows = [], 0
-        pending.append(batch)
-        pending_rows += len(batch)
-    if pending:
-        yield _validate_joined(pending, now=now, suite_json=suite_json)
-
-
-def _validate_joined(batches: list[pd.DataFrame], *, now: datetime | None, suite_json: str | None) -> pd.DataFrame:
-    frame = batches[0] if len(batches) == 1 else pd.concat(batches, ignore_index=True)
-    return validate_frame_for_spark(frame, now=now, suite_json=suite_json)
+    for frame in joined_batches(batches, max_rows):
+        yield validate_frame_for_spark(frame, now=now, suite_json=suite_json)
 
 
 def validation_output_schema(input_schema: StructType) -> StructType:

@@ -18,7 +18,7 @@ PYTEST_FLAGS ?=
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
 
-.PHONY: help setup venv jars lint format test test-unit test-component test-integration demo stack-up stack-down stack-status clean distclean
+.PHONY: help setup venv jars system-check lint format test test-unit test-component test-integration demo stack-up stack-down stack-status clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -53,7 +53,11 @@ format: venv ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix pipelines jobs tests benchmarks
 	$(BIN)/ruff format pipelines jobs tests benchmarks
 
-test: setup ## all three tiers: unit, component (local Spark), integration (real broker + Spark)
+system-check: ## check the system packages the integration tier needs (redis-server for the Redis online store)
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@command -v redis-server >/dev/null || { echo "redis-server is required by the Redis online store tests (apt-get install redis-server)"; exit 1; }
+
+test: setup system-check ## all three tiers: unit, component (local Spark), integration (real broker + Spark)
 	$(BIN)/pytest -m "unit or component or integration" $(PYTEST_FLAGS)
 
 test-unit: venv ## unit tier only (no JVM, no broker)
@@ -62,7 +66,7 @@ test-unit: venv ## unit tier only (no JVM, no broker)
 test-component: setup ## component tier only (local Spark session)
 	$(BIN)/pytest -m component $(PYTEST_FLAGS)
 
-test-integration: setup ## integration tier only (starts its own broker on free ports)
+test-integration: setup system-check ## integration tier only (starts its own broker on free ports)
 	$(BIN)/pytest -m integration $(PYTEST_FLAGS)
 
 demo: setup ## set everything up, start the stack and run the main job on the embedded default

@@ -106,11 +106,30 @@ class KafkaSettings(_Frozen):
         description="host:port list of an existing cluster; unset means the embedded broker on stack.broker_port.",
     )
     partitions: int = Field(default=3, ge=1, description="Partitions of each project topic when created.")
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int = Field(
+        default=1, ge=1, description="Of each project topic; unset, the embedded stack uses min(3, stack.brokers)."
+    )
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="Of each project topic; unset means replication_factor - 1 (at least 1)."
+    )
     topics: TopicNames = TopicNames()
     security: KafkaSecurity = KafkaSecurity()
     client_id: str = "featurestream"
     request_timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def min_isr(self) -> int:
+        """The min.insync.replicas topics get: with RF 3, a write is acknowledged by 2 replicas, so one broker
+        may die without losing an acknowledged write or stopping producers."""
+        return self.min_insync_replicas or max(1, self.replication_factor - 1)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> KafkaSettings:
+        if self.min_isr > self.replication_factor:
+            raise ValueError(
+                f"kafka.min_insync_replicas={self.min_isr} exceeds kafka.replication_factor={self.replication_factor}"
+            )
+        return self
 
 
 class StackSettings(_Frozen):
@@ -125,12 +144,37 @@ class StackSettings(_Frozen):
     broker_heap: str = Field(default="1g", pattern=r"^\d+[mMgG]$")
     start_timeout_s: float = Field(default=90.0, gt=0)
     jars_dir: Path = Field(default=PROJECT_ROOT / "infra" / "jars", description="Where `make jars` puts jars.")
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="KRaft nodes of the embedded cluster; node i (from 0) listens on broker_port + 2i and "
+        "controller_port + 2i.",
+    )
+    redis_port: int = Field(
+        default=6379, ge=1, le=65535, description="Port of the stack's redis-server (online_store = redis, no URL)."
+    )
+    spark_workers: int = Field(default=0, ge=0, le=8, description="Spark standalone workers `stack up` starts.")
+    spark_master_port: int = Field(default=7077, ge=1, le=65535)
+    spark_master_webui_port: int = Field(default=8080, ge=1, le=65535)
+    spark_worker_cores: int = Field(default=1, ge=1, description="Cores each standalone worker offers.")
+    spark_worker_memory: str = Field(default="2g", pattern=r"^\d+[mMgG]$", description="Memory each worker offers.")
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> StackSettings:
         if self.broker_port == self.controller_port:
             raise ValueError("stack.broker_port and stack.controller_port must differ")
+        ports = [port for node in range(self.brokers) for port in self.node_ports(node)]
+        if len(set(ports)) != len(ports) or max(ports) > 65535:
+            raise ValueError(
+                f"{self.brokers} brokers on broker_port {self.broker_port} / controller_port {self.controller_port} "
+                "(+2 per node) need distinct ports below 65536: choose ports an odd distance apart"
+            )
         return self
+
+    def node_ports(self, node: int) -> tuple[int, int]:
+        """(broker port, controller port) of KRaft node ``node`` (0-based) of the embedded cluster."""
+        return self.broker_port + 2 * node, self.controller_port + 2 * node
 
 
 class SparkSettings(_Frozen):
@@ -161,9 +205,10 @@ class FeastSettings(_Frozen):
     registry_path: Path | None = Field(
         default=None, description="Feast registry file; unset means <state_dir>/feast/registry.db."
     )
-    redis_connection_string: SecretStr = Field(
-        default=SecretStr("127.0.0.1:6379"),
-        description="Feast's Redis connection string (host:port[,password=...]); may hold a password, never logged.",
+    redis_connection_string: SecretStr | None = Field(
+        default=None,
+        description="An existing Redis: a redis:// or rediss:// URL, or Feast's form host:port[,password=...]; "
+        "may hold a password, never logged. Unset means the stack's redis-server on stack.host:stack.redis_port.",
     )
 
 
@@ -229,6 +274,52 @@ class ModelSettings(_Frozen):
     )
 
 
+class ObservabilitySettings(_Frozen):
+    """Metrics endpoint, drift and live-quality judgement, and where run reports go (`featurestream report`)."""
+
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics from the streaming job.")
+    metrics_host: str = Field(default="127.0.0.1", description="Interface the metrics endpoint listens on.")
+    metrics_port: int = Field(default=9108, ge=1, le=65535, description="Port of the /metrics endpoint.")
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI at or above this means a feature drifted.")
+    ks_pvalue_threshold: float = Field(
+        default=0.001, gt=0, lt=1, description="KS p-value below this (and a large statistic) means drift."
+    )
+    ks_statistic_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Smallest KS statistic that counts as drift: on big windows tiny shifts are significant.",
+    )
+    drift_window: int = Field(default=5000, ge=10, description="Latest values per feature the drift test compares.")
+    drift_min_samples: int = Field(default=1000, ge=10, description="Values a feature needs before it is judged.")
+    drift_bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of the training baseline (PSI).")
+    quality_window: int = Field(default=5000, ge=10, description="Latest labelled scores live quality covers.")
+    quality_max_pending: int = Field(
+        default=200_000, ge=100, description="Scores (and early labels) kept while waiting for their match."
+    )
+    report_dir: Path | None = Field(
+        default=None, description="Where `featurestream report` writes; unset means <state_dir>/reports."
+    )
+
+
+class ServingSettings(_Frozen):
+    """Online serving on loopback: Feast's own feature server and the request-time scoring endpoint."""
+
+    feature_server_enabled: bool = Field(
+        default=True, description="`stack up` starts Feast's feature server (`feast serve`) and `down` stops it."
+    )
+    feature_server_port: int = Field(default=6566, ge=1, le=65535, description="Port of Feast's feature server.")
+    feature_server_workers: int = Field(default=1, ge=1, le=16, description="Gunicorn workers of `feast serve`.")
+    score_server_enabled: bool = Field(
+        default=True, description="`stack up` starts the scoring endpoint (`featurestream serve`) and `down` stops it."
+    )
+    score_port: int = Field(default=6570, ge=1, le=65535, description="Port of the POST /score endpoint.")
+    registry_refresh_s: int = Field(
+        default=30, ge=1, description="How often both servers re-read Feast's registry and the production model."
+    )
+    start_timeout_s: float = Field(default=90.0, gt=0, description="How long `stack up` waits for each server.")
+
+
 class Settings(BaseSettings):
     """Everything featurestream can be told; build it once and pass it down."""
 
@@ -246,6 +337,32 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     feast: FeastSettings = FeastSettings()
     models: ModelSettings = ModelSettings()
+    serving: ServingSettings = ServingSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replication_follows_the_embedded_cluster(cls, data: object) -> object:
+        """Unless set, topics on an embedded cluster of N brokers get replication factor min(3, N)."""
+        if not isinstance(data, dict):
+            return data
+        stack, kafka = data.get("stack"), data.get("kafka")
+        brokers = stack.get("brokers", 1) if isinstance(stack, dict) else getattr(stack, "brokers", 1)
+        if isinstance(kafka, KafkaSettings) or int(brokers) <= 1:
+            return data
+        kafka = dict(kafka or {})
+        if "replication_factor" not in kafka and not kafka.get("bootstrap_servers"):
+            kafka["replication_factor"] = min(3, int(brokers))
+        return {**data, "kafka": kafka}
+
+    @model_validator(mode="after")
+    def _replicas_fit_the_embedded_cluster(self) -> Settings:
+        if self.kafka.bootstrap_servers is None and self.kafka.replication_factor > self.stack.brokers:
+            raise ValueError(
+                f"kafka.replication_factor={self.kafka.replication_factor} needs at least that many brokers, but the "
+                f"embedded stack has stack.brokers={self.stack.brokers} (`stack up --brokers N`, or lower the factor)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -267,7 +384,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> str:
         """The cluster every client talks to: the configured one, else the embedded broker."""
-        return self.kafka.bootstrap_servers or f"{self.stack.host}:{self.stack.broker_port}"
+        if self.kafka.bootstrap_servers:
+            return self.kafka.bootstrap_servers
+        nodes = (self.stack.node_ports(node)[0] for node in range(self.stack.brokers))
+        return ",".join(f"{self.stack.host}:{port}" for port in nodes)
 
     @property
     def checkpoint_root(self) -> Path:

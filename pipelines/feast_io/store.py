@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.config import Settings, load_settings
 from pipelines.feast_io.errors import FeatureRepoError
 from pipelines.feast_io.paths import feast_paths
+from pipelines.feast_io.redis_connection import redis_connection
 from pipelines.feast_io.repo_loader import load_repo_contents
 from pipelines.feast_io.sqlite_writer import prepare_online_tables
 from pipelines.feast_io.views import ViewSpec, view_specs
@@ -73,9 +74,14 @@ def repo_config(settings: Settings) -> RepoConfig:
     if settings.feast.online_store == "sqlite":
         raw["online_store"] = {"type": "sqlite", "path": str(paths.online_db)}
     else:
+        # Keeps the yaml's other Redis options (key_ttl_seconds, ...) if it names a Redis store itself.
+        yaml_store = raw.get("online_store")
+        base: dict[str, Any] = yaml_store if isinstance(yaml_store, dict) else {}
+        extra = {k: v for k, v in base.items() if k not in ("type", "path")} if base.get("type") == "redis" else {}
         raw["online_store"] = {
+            **extra,
             "type": "redis",
-            "connection_string": settings.feast.redis_connection_string.get_secret_value(),
+            "connection_string": redis_connection(settings).feast_connection_string,
         }
     config = RepoConfig(**raw)
     config.repo_path = repo_path

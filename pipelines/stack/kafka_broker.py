@@ -76,13 +76,28 @@ class BrokerStatus:
 
 
 def render_server_properties(
-    *, host: str, broker_port: int, controller_port: int, data_dir: Path, default_partitions: int
+    *,
+    host: str,
+    broker_port: int,
+    controller_port: int,
+    data_dir: Path,
+    default_partitions: int,
+    node_id: int = NODE_ID,
+    quorum_voters: str | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> str:
-    """server.properties for a combined broker+controller node that works alone, transactions included."""
+    """server.properties for a combined broker+controller node.
+
+    Alone (the defaults), it is its own quorum and every internal topic has one replica, so transactions work on
+    one node. In a cluster (``quorum_voters`` lists every node's controller), internal topics (consumer offsets,
+    transaction state) get ``replication_factor`` replicas and ``min_insync_replicas``, and so do topics created
+    without explicit settings.
+    """
     lines = {
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.voters": f"{NODE_ID}@{host}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": quorum_voters or f"{node_id}@{host}:{controller_port}",
         "listeners": f"PLAINTEXT://{host}:{broker_port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{broker_port}",
         "controller.listener.names": "CONTROLLER",
@@ -90,11 +105,13 @@ def render_server_properties(
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": str(default_partitions),
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": str(replication_factor),
+        "min.insync.replicas": str(min_insync_replicas),
+        "offsets.topic.replication.factor": str(replication_factor),
+        "transaction.state.log.replication.factor": str(replication_factor),
+        "transaction.state.log.min.isr": str(min_insync_replicas),
+        "share.coordinator.state.topic.replication.factor": str(replication_factor),
+        "share.coordinator.state.topic.min.isr": str(min_insync_replicas),
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         "log.retention.hours": "168",
@@ -121,17 +138,26 @@ def find_java() -> str:
 
 
 class KafkaBroker:
-    """Start, stop and inspect the embedded broker described by the settings."""
+    """Start, stop and inspect the embedded broker described by the settings.
 
-    def __init__(self, settings: Settings) -> None:
+    With ``node`` unset it is the single-node stack (data in ``<state_dir>/kafka``). With ``node`` set it is node
+    ``node`` (0-based, KRaft node id ``node + 1``) of the multi-node cluster that
+    :class:`~pipelines.stack.kafka_cluster.KafkaCluster` runs, with its data in ``<state_dir>/kafka/node-<id>``.
+    """
+
+    def __init__(self, settings: Settings, node: int | None = None) -> None:
         self.settings = settings
         self.stack = settings.stack
-        self.layout = BrokerLayout(self.stack.state_dir / "kafka")
+        self.node = node
+        root = self.stack.state_dir / "kafka"
+        self.node_id = NODE_ID if node is None else node + 1
+        self.layout = BrokerLayout(root if node is None else root / f"node-{self.node_id}")
+        self.broker_port, self.controller_port = self.stack.node_ports(node or 0)
         self.process = ManagedProcess("kafka-broker", self.layout.pid_file, str(self.layout.properties_file))
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.stack.host}:{self.stack.broker_port}"
+        return f"{self.stack.host}:{self.broker_port}"
 
     def status(self) -> BrokerStatus:
         pid = self.process.pid()
@@ -142,12 +168,18 @@ class KafkaBroker:
 
         Returns True if it was started now, False if it was already running.
         """
+        started = self.launch()
+        self._wait_until_ready(time.monotonic() + self.stack.start_timeout_s)
+        return started
+
+    def launch(self) -> bool:
+        """Start the JVM unless it already runs, without waiting for it (a cluster starts all nodes first: a
+        KRaft quorum needs a majority of its voters before any of them answers). True if started now."""
         if self.process.pid() is not None:
-            self._wait_until_ready(time.monotonic() + self.stack.start_timeout_s)
             return False
         java = find_java()
         jars = jar_folder(self.stack.jars_dir, BROKER_JARS)
-        for port in (self.stack.broker_port, self.stack.controller_port):
+        for port in (self.broker_port, self.controller_port):
             if port_in_use(self.stack.host, port):
                 raise BrokerStartError(
                     f"port {port} on {self.stack.host} is already in use: stop what holds it, or choose other "
@@ -172,8 +204,10 @@ class KafkaBroker:
             ],
             log_file=self.layout.console_log,
         )
-        self._wait_until_ready(time.monotonic() + self.stack.start_timeout_s)
         return True
+
+    def wait_until_ready(self) -> None:
+        self._wait_until_ready(time.monotonic() + self.stack.start_timeout_s)
 
     def down(self) -> bool:
         """Stop the broker this stack started (by its pid file). True if one was running."""
@@ -191,13 +225,26 @@ class KafkaBroker:
     def _write_config(self) -> None:
         self.layout.data_dir.mkdir(parents=True, exist_ok=True)
         self.layout.logs_dir.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, object] = {}
+        if self.node is not None:
+            voters = ",".join(
+                f"{node + 1}@{self.stack.host}:{self.stack.node_ports(node)[1]}" for node in range(self.stack.brokers)
+            )
+            replicas = min(3, self.stack.brokers)
+            cluster = {
+                "node_id": self.node_id,
+                "quorum_voters": voters,
+                "replication_factor": replicas,
+                "min_insync_replicas": max(1, replicas - 1),
+            }
         self.layout.properties_file.write_text(
             render_server_properties(
                 host=self.stack.host,
-                broker_port=self.stack.broker_port,
-                controller_port=self.stack.controller_port,
+                broker_port=self.broker_port,
+                controller_port=self.controller_port,
                 data_dir=self.layout.data_dir,
                 default_partitions=self.settings.kafka.partitions,
+                **cluster,  # type: ignore[arg-type]
             )
         )
 
@@ -212,7 +259,7 @@ class KafkaBroker:
                 f"{jars}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                f"--cluster-id={new_cluster_id()}",  # one glued argument: an id may start with "-"
+                f"--cluster-id={self._cluster_id()}",  # one glued argument: an id may start with "-"
                 "--config",
                 str(self.layout.properties_file),
             ],
@@ -225,12 +272,22 @@ class KafkaBroker:
                 f"formatting the KRaft storage in {self.layout.data_dir} failed:\n{result.stdout}{result.stderr}"
             )
 
+    def _cluster_id(self) -> str:
+        """A fresh id for a single node; every node of a cluster must be formatted with the same one."""
+        if self.node is None:
+            return new_cluster_id()
+        id_file = self.stack.state_dir / "kafka" / "cluster.id"
+        if not id_file.is_file():
+            id_file.parent.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(new_cluster_id())
+        return id_file.read_text().strip()
+
     def _wait_until_ready(self, deadline: float) -> None:
         """Block until the broker's port accepts and it answers a metadata request, or explain why not."""
         while time.monotonic() < deadline:
             if self.process.pid() is None:
                 raise BrokerStartError(self._failure("the broker process exited during start-up"))
-            if wait_for_port(self.stack.host, self.stack.broker_port, min(deadline, time.monotonic() + 1.0)):
+            if wait_for_port(self.stack.host, self.broker_port, min(deadline, time.monotonic() + 1.0)):
                 break
         else:
             raise BrokerStartError(self._failure(f"no listener on {self.bootstrap_servers} in time"))

@@ -15,6 +15,8 @@ and logs live under ``<state_dir>/kafka/node-<id>``.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -60,9 +62,18 @@ class KafkaCluster:
 
     def down(self) -> bool:
         """Stop every node this stack started, including nodes of an earlier, larger cluster in the same state dir."""
+        nodes = [
+            KafkaBroker(self.settings, node=int(pid_file.parent.name.split("-")[1]) - 1)
+            for pid_file in sorted((self.settings.stack.state_dir / "kafka").glob("node-*/broker.pid"))
+        ]
+        # SIGTERM to all first: stopped one by one, the last nodes would wait for a quorum that is already gone.
+        for node in nodes:
+            pid = node.process.pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
         stopped = False
-        for pid_file in sorted((self.settings.stack.state_dir / "kafka").glob("node-*/broker.pid")):
-            stopped |= KafkaBroker(self.settings, node=int(pid_file.parent.name.split("-")[1]) - 1).down()
+        for node in nodes:
+            stopped |= node.down()
         return stopped
 
     def wait_for_brokers(self, count: int) -> None:

@@ -23,6 +23,7 @@ from pipelines.errors import FeaturestreamError
 from pipelines.feast_io.store import apply_repo
 from pipelines.generator.generator import GeneratorOptions
 from pipelines.lookups.online import get_online_features
+from pipelines.observability.report import write_report
 from pipelines.produce.transactions import produce_transactions
 from pipelines.spark.submit import spark_submit_argv
 from pipelines.stack.kafka_broker import KafkaBroker
@@ -93,6 +94,9 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
         live_from_ms=history_end_ms,
         live_ms_per_event=(options.duration_ms or 0) / events,
     )
+    with console.status("writing the run report ..."):
+        report = write_report(settings, run_log=Path(totals["batch_log"]))
+    console.print(f"[green]7.[/] run report (throughput, dead letters, scores, ...): {report.html}")
     console.print(f"[bold green]demo done[/] in {time.monotonic() - started:.0f}s; state in {settings.stack.state_dir}")
 
 

@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from pipelines.cli import features_commands, models_commands, produce_commands, schemas_commands, stack_commands
+from pipelines.cli import (
+    features_commands,
+    models_commands,
+    observe_commands,
+    produce_commands,
+    schemas_commands,
+    stack_commands,
+)
 from pipelines.cli.console import console, errors
 from pipelines.config import load_settings
 from pipelines.errors import FeaturestreamError
@@ -25,6 +32,8 @@ app.add_typer(schemas_commands.app, name="schemas")
 app.add_typer(features_commands.app, name="features")
 app.add_typer(models_commands.app, name="models")
 app.command("train")(models_commands.train_command)
+app.command("status")(observe_commands.status_command)
+app.command("report")(observe_commands.report_command)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

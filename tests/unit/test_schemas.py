@@ -15,7 +15,7 @@ from pipelines.cli.main import app
 from pipelines.schemas.compatibility import CompatibilityMode, check_history, schema_problems
 from pipelines.schemas.store import SCHEMAS_ROOT, SchemaError, SchemaStore, fingerprint_of, load_store
 
-SUBJECTS = ["dead_letter", "labels", "scores", "transactions"]
+SUBJECTS = ["alerts", "dead_letter", "labels", "scores", "transactions"]
 
 
 def test_every_subject_is_there_with_namespace_and_field_docs() -> None:

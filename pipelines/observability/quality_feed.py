@@ -1,0 +1,101 @@
+"""Feed :class:`LiveQuality` from Kafka: the scores topic and the labels topic, read_committed.
+
+The scores are computed on executors and the labels are not part of the stream at all, so the driver follows
+both topics with one confluent-kafka consumer and joins them in :class:`LiveQuality`. Reading the scores back
+costs a decode per score on the driver; it reads only what the job already published (committed
+transactions), so the quality it reports is that of what consumers really got.
+
+Call :meth:`QualityFeed.poll` once per micro-batch (non-blocking with ``timeout_s=0``); it applies up to
+``max_messages`` records and returns how many it applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from pipelines.config import Settings
+from pipelines.kafka.client_config import consumer_config
+from pipelines.observability.quality import LiveQuality
+from pipelines.serde.decoder import RecordDecoder
+
+log = logging.getLogger(__name__)
+
+
+class _Message(Protocol):
+    def error(self) -> Any: ...
+
+    def topic(self) -> str | None: ...
+
+    def value(self) -> bytes | None: ...
+
+
+class _Consumer(Protocol):
+    def subscribe(self, topics: list[str]) -> None: ...
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class QualityFeed:
+    """Scores and labels from their topics into a :class:`LiveQuality`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        quality: LiveQuality,
+        *,
+        group_id: str | None = None,
+        consumer: _Consumer | None = None,
+        scores_decoder: RecordDecoder | None = None,
+        labels_decoder: RecordDecoder | None = None,
+    ) -> None:
+        self.quality = quality
+        self.scores_topic = settings.kafka.topics.scores
+        self.labels_topic = settings.kafka.topics.labels
+        self.label_column = settings.models.label_column
+        if consumer is None:
+            from confluent_kafka import Consumer
+
+            group = group_id or f"featurestream-quality-{settings.stream.query_name}"
+            # Committing as it goes: a restarted job resumes where it stopped instead of re-reading history
+            # (what it had pending in memory is lost; see LiveQuality's note on bounds).
+            consumer = Consumer({**consumer_config(settings, group), "enable.auto.commit": True})
+        self._consumer = consumer
+        self._consumer.subscribe([self.scores_topic, self.labels_topic])
+        self._scores = scores_decoder or RecordDecoder.from_settings("scores", settings)
+        self._labels = labels_decoder or RecordDecoder.from_settings(settings.models.label_subject, settings)
+        self.undecodable = 0
+
+    def poll(self, max_messages: int = 50_000, timeout_s: float = 0.0) -> int:
+        """Apply what is available now (up to ``max_messages``); returns the number of records applied."""
+        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        score_ids: list[str] = []
+        scores: list[float] = []
+        alerts: list[bool] = []
+        label_ids: list[str] = []
+        labels: list[bool] = []
+        for message in messages:
+            if message.error() is not None:
+                log.warning("quality feed: consumer error %s", message.error())
+                continue
+            topic = message.topic()
+            decoder = self._scores if topic == self.scores_topic else self._labels
+            record = decoder.try_decode(message.value())
+            if not isinstance(record, dict):
+                self.undecodable += 1
+                continue
+            if topic == self.scores_topic:
+                score_ids.append(str(record["event_id"]))
+                scores.append(float(record["score"]))
+                alerts.append(bool(record["is_alert"]))
+            else:
+                label_ids.append(str(record["event_id"]))
+                labels.append(bool(record[self.label_column]))
+        self.quality.add_labels(label_ids, labels)
+        self.quality.add_scores(score_ids, scores, alerts)
+        return len(score_ids) + len(label_ids)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -11,7 +11,7 @@ into nulls offline only.
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int64, String
 
@@ -51,6 +51,20 @@ merchant_features_source = FileSource(
     description="Per-event merchant features written by the streaming job, one folder per micro-batch.",
 )
 
+# Push sources: what Feast's feature server accepts on POST /push (to="online"). The streaming job does not
+# use them; they let a user correct or backfill online values over HTTP. The feature server runs on a guarded
+# store (pipelines/feast_io/guarded_store.py), so a pushed row older than the stored one is ignored.
+card_features_push = PushSource(
+    name="card_features_push",
+    batch_source=card_features_source,
+    description="Online pushes of card features (Feast's POST /push).",
+)
+merchant_features_push = PushSource(
+    name="merchant_features_push",
+    batch_source=merchant_features_source,
+    description="Online pushes of merchant features (Feast's POST /push).",
+)
+
 card_features = FeatureView(
     name="card_features",
     entities=[card],
@@ -71,7 +85,7 @@ card_features = FeatureView(
             description="Seconds since the card's previous event; null for its first event.",
         ),
     ],
-    source=card_features_source,
+    source=card_features_push,
     online=True,
     description="Card activity over 10 minutes to 24 hours, as of each of the card's events.",
 )
@@ -85,7 +99,7 @@ merchant_features = FeatureView(
         Field(name="merchant_txn_count_1h", dtype=Int64),
         Field(name="merchant_amount_mean_24h", dtype=Float64),
     ],
-    source=merchant_features_source,
+    source=merchant_features_push,
     online=True,
     description="Merchant activity over 1 to 24 hours, as of each of the merchant's events.",
 )

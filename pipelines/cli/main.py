@@ -15,6 +15,7 @@ from pipelines.cli import (
     observe_commands,
     produce_commands,
     schemas_commands,
+    serve_commands,
     stack_commands,
 )
 from pipelines.cli.console import console, errors
@@ -32,6 +33,7 @@ app.add_typer(schemas_commands.app, name="schemas")
 app.add_typer(features_commands.app, name="features")
 app.add_typer(models_commands.app, name="models")
 app.command("train")(models_commands.train_command)
+app.command("serve")(serve_commands.serve_command)
 app.command("status")(observe_commands.status_command)
 app.command("report")(observe_commands.report_command)
 

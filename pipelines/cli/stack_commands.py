@@ -20,6 +20,7 @@ from pipelines.kafka.topics import admin_client, describe_topics
 from pipelines.stack.kafka_broker import KafkaBroker
 from pipelines.stack.kafka_cluster import KafkaCluster, embedded_kafka
 from pipelines.stack.redis_server import RedisServer
+from pipelines.stack.serving import serving_down, serving_status, serving_up
 from pipelines.stack.spark_standalone import SparkStandalone
 
 app = typer.Typer(help="Start, stop and inspect the embedded stack (a real KRaft Kafka broker).", no_args_is_help=True)
@@ -84,12 +85,18 @@ def up(
             f"[yellow]note:[/] set FEATURESTREAM_STACK__BROKERS={brokers} (or stack.brokers in featurestream.toml) so "
             "every other command bootstraps from all brokers and creates topics with replication factor 3"
         )
+    with console.status("starting the feature server and the scoring endpoint ..."):
+        served = serving_up(settings)
+    for line in served:
+        console.print(line)
     console.print(f"state directory: {settings.stack.state_dir}")
 
 
 @app.command()
 def down() -> None:
     """Stop the processes this stack started (found by their pid files); nothing else is touched."""
+    for line in serving_down(load_settings()):
+        console.print(line)
     settings = load_settings()
     if SparkStandalone(settings).down():
         console.print("[green]Spark standalone master and workers stopped[/]")
@@ -132,6 +139,8 @@ def status() -> None:
     if settings.stack.spark_workers or spark.master_running:
         state = f"[green]running[/], {spark.workers_running} workers" if spark.master_running else "[red]stopped[/]"
         table.add_row("spark standalone", state, spark.master_url)
+    for row in serving_status(settings):
+        table.add_row(*row)
     table.add_row("state directory", "", str(settings.stack.state_dir))
     console.print(table)
     if settings.kafka.bootstrap_servers:

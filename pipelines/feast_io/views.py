@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pipelines.feast_io.errors import UnknownFeatureViewError
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    from feast import FeatureStore, FeatureView
 
 
 @dataclass(frozen=True)
@@ -45,21 +45,25 @@ class ViewSpec:
 
 def view_specs(store: FeatureStore) -> dict[str, ViewSpec]:
     """Specs of every feature view in the store's registry (run `featurestream features apply` first)."""
+    versioning = bool(getattr(store.config.registry, "enable_online_feature_view_versioning", False))
+    return {
+        view.name: view_spec(view, store.project, versioning) for view in store.list_feature_views(allow_cache=False)
+    }
+
+
+def view_spec(view: FeatureView, project: str, versioning: bool = False) -> ViewSpec:
+    """The spec of one feature view (also used inside Feast's own write path, which hands us the view)."""
     from feast.infra.online_stores.helpers import compute_table_id
 
-    versioning = bool(getattr(store.config.registry, "enable_online_feature_view_versioning", False))
-    specs = {}
-    for view in store.list_feature_views(allow_cache=False):
-        source = view.batch_source
-        specs[view.name] = ViewSpec(
-            name=view.name,
-            online_table=compute_table_id(store.project, view, versioning),
-            join_keys=tuple(column.name for column in view.entity_columns),
-            join_key_types=tuple(str(column.dtype) for column in view.entity_columns),
-            timestamp_field=source.timestamp_field if source is not None else "event_timestamp",
-            features=tuple(FeatureSpec(feature.name, str(feature.dtype)) for feature in view.features),
-        )
-    return specs
+    source = view.batch_source
+    return ViewSpec(
+        name=view.name,
+        online_table=compute_table_id(project, view, versioning),
+        join_keys=tuple(column.name for column in view.entity_columns),
+        join_key_types=tuple(str(column.dtype) for column in view.entity_columns),
+        timestamp_field=source.timestamp_field if source is not None else "event_timestamp",
+        features=tuple(FeatureSpec(feature.name, str(feature.dtype)) for feature in view.features),
+    )
 
 
 def spec_for(specs: dict[str, ViewSpec], view_name: str) -> ViewSpec:

@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         running.query.awaitTermination()
     except KeyboardInterrupt:
         running.query.stop()
+    finally:
+        running.close()
     totals = {
         "batches": len(running.writer.history),
         "records_read": sum(b.records_read for b in running.writer.history),

@@ -93,11 +93,12 @@ class TopicNames(_Frozen):
     transactions: str = "transactions"
     labels: str = "labels"
     scores: str = "scores"
+    shadow_scores: str = Field(default="scores.shadow", description="Scores of the challenger (shadow) model.")
     dead_letter: str = "transactions.dlq"
     alerts: str = "alerts"
 
     def all(self) -> list[str]:
-        return [self.transactions, self.labels, self.scores, self.dead_letter, self.alerts]
+        return [self.transactions, self.labels, self.scores, self.shadow_scores, self.dead_letter, self.alerts]
 
 
 class KafkaSettings(_Frozen):
@@ -182,6 +183,7 @@ class SparkSettings(_Frozen):
     app_name: str = "featurestream"
     shuffle_partitions: int = Field(default=4, ge=1)
     driver_memory: str = "2g"
+    executor_memory: str = Field(default="1g", description="Heap of each executor on a cluster master (not local).")
     checkpoint_root: Path | None = Field(
         default=None, description="Root of per-query checkpoints; unset means <state_dir>/checkpoints."
     )
@@ -240,6 +242,12 @@ class StreamSettings(_Frozen):
         default="earliest", description="Where a new checkpoint starts; a restart resumes from its checkpoint."
     )
     max_offsets_per_trigger: int | None = Field(default=200_000, ge=1)
+    min_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        description="Spark tasks reading each micro-batch from Kafka (Spark's minPartitions); unset means three "
+        "per core of the Spark application, so the cores stay busy whatever the topic's partition count.",
+    )
     trigger_interval: str = Field(default="2 seconds", description="Micro-batch trigger for continuous runs.")
     watermark_delay: str = Field(default="10 minutes", description="How late an event may be before it is late.")
     idle_entity_days: float = Field(default=30.0, gt=0, description="Forget an entity idle this long (event time).")

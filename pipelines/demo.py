@@ -3,7 +3,8 @@
 Stack up -> Feast apply -> two days of generated card traffic (bad records of every kind) and its labels to
 Kafka -> the streaming feature job drains it with spark-submit (availableNow) -> conservation, dead letters by
 reason, online features of a few cards -> train an XGBoost model on point-in-time features and promote it ->
-live traffic streamed and scored -> scores read back from Kafka (read_committed).
+live traffic streamed and scored -> scores read back from Kafka (read_committed) -> live quality from the
+delayed labels -> an HTML run report.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
     )
     with console.status("writing the run report ..."):
         report = write_report(settings, run_log=Path(totals["batch_log"]))
-    console.print(f"[green]7.[/] run report (throughput, dead letters, scores, ...): {report.html}")
+    console.print(f"[green]8.[/] run report (throughput, dead letters, scores, ...): {report.html}")
     console.print(f"[bold green]demo done[/] in {time.monotonic() - started:.0f}s; state in {settings.stack.state_dir}")
 
 
@@ -123,6 +124,9 @@ def _train_and_score(
 ) -> None:
     """Train and promote, then stream "live" traffic that continues where the history ended, at the history's
     pace (so its windows and gaps look like the traffic the model learned from), and read its scores back."""
+    import pandas as pd
+
+    from pipelines.observability.quality import quality_from_frames
     from pipelines.serde.decoder import RecordDecoder
     from pipelines.testing.kafka import read_topic
     from pipelines.training.run import run_training
@@ -150,7 +154,8 @@ def _train_and_score(
         bad_fraction=0.01,
     )
     before = len(read_topic(settings, settings.kafka.topics.scores))
-    produced = produce_transactions(settings, live, labels=False)
+    labels_before = len(read_topic(settings, settings.kafka.topics.labels))
+    produced = produce_transactions(settings, live, labels=True)
     with console.status("streaming and scoring live traffic ..."):
         totals = _run_stream(settings)
     decoder = RecordDecoder("scores")
@@ -160,6 +165,17 @@ def _train_and_score(
         f"[green]6.[/] {produced.main.sent:,} live events -> {totals['valid']:,} valid, each scored once: "
         f"{len(scores):,} scores on {settings.kafka.topics.scores} (read_committed), {alerts} alerts, "
         f"model versions {sorted({score['model_version'] for score in scores})}"
+    )
+    # The labels of the live events arrive later (chargebacks); joined to the published scores by event id.
+    label_decoder = RecordDecoder("labels")
+    labels = [label_decoder.decode(m.value()) for m in read_topic(settings, settings.kafka.topics.labels)]
+    quality = quality_from_frames(
+        pd.DataFrame(scores), pd.DataFrame(labels[labels_before:]), label_column=settings.models.label_column
+    )
+    console.print(
+        f"[green]7.[/] live quality, delayed labels joined to the published scores ({quality.labelled:,} labelled: "
+        f"every fraud, a sample of genuine payments; {quality.positives} fraud): precision "
+        f"{_fmt(quality.precision)}, recall {_fmt(quality.recall)}, ROC-AUC {_fmt(quality.roc_auc)}"
     )
 
 

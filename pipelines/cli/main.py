@@ -16,6 +16,7 @@ from pipelines.cli import (
     produce_commands,
     schemas_commands,
     serve_commands,
+    skew_commands,
     stack_commands,
 )
 from pipelines.cli.console import console, errors
@@ -36,6 +37,7 @@ app.command("train")(models_commands.train_command)
 app.command("serve")(serve_commands.serve_command)
 app.command("status")(observe_commands.status_command)
 app.command("report")(observe_commands.report_command)
+app.command("skew")(skew_commands.skew_command)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

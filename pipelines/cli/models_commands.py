@@ -1,4 +1,4 @@
-"""`featurestream train` and `featurestream models list | show | promote | rollback`.
+"""`featurestream train` and `featurestream models list | show | promote | rollback | challenger`.
 
 ``app`` is the ``models`` command group; ``train_command`` is the top-level ``train`` command (registered in
 :mod:`pipelines.cli.main`). Both only call the library (:mod:`pipelines.training`, :mod:`pipelines.models`).
@@ -40,6 +40,7 @@ def list_versions() -> None:
         console.print(f"no versions of {registry.model_name} in {registry.root}; `featurestream train` registers one")
         return
     production = registry.production()
+    challenger = registry.challenger()
     table = Table(title=f"{registry.model_name} ({registry.root})")
     for column in ("version", "created", "train/val rows", "val ROC-AUC", "val PR-AUC", "precision", "recall"):
         table.add_column(column, justify="left" if column in ("version", "created") else "right")
@@ -48,6 +49,7 @@ def list_versions() -> None:
         training = version.metadata.training
         metrics = training.validation_metrics
         marker = " [bold green]production[/]" if production and production.version == version.version else ""
+        marker += " [bold yellow]challenger[/]" if challenger and challenger.version == version.version else ""
         table.add_row(
             f"{version.version}{marker}",
             version.metadata.created_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -83,6 +85,23 @@ def rollback() -> None:
     registry = _registry()
     model = registry.rollback()
     console.print(f"rolled back: {registry.model_name} [bold]v{model.version}[/] is production again")
+
+
+@app.command()
+def challenger(
+    version: Annotated[int | None, typer.Argument(help="The version to score in shadow.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop shadow scoring.")] = False,
+) -> None:
+    """Score VERSION in shadow next to production (its scores go to the shadow-scores topic, never alerting
+    anyone), from the stream's next batch on; `--clear` stops it."""
+    if (version is None) == (not clear):
+        raise typer.BadParameter("give a VERSION or --clear (not both)")
+    registry = _registry()
+    model = registry.set_challenger(None if clear else version)
+    if model is None:
+        console.print(f"{registry.model_name}: no challenger; shadow scoring stops at the next batch")
+    else:
+        console.print(f"{registry.model_name} [bold]v{model.version}[/] is the challenger (shadow scores)")
 
 
 @contextmanager

@@ -1,26 +1,27 @@
-"""The offline store's Parquet layout and the idempotent per-batch writer the streaming job calls.
+"""The offline store's Parquet layout and the idempotent per-partition writer the streaming job calls.
 
-Layout: ``<offline_root>/<view>/batch_id=<N>/part-*.parquet``. Each micro-batch owns one folder, written with
-Spark's ``mode("overwrite")``, so when Spark replays batch N after a crash (same batch id, same rows) the folder is
-replaced, not appended to: the offline store never holds an event twice. The whole batch is written by the
-executors; nothing is collected to the driver.
+Layout: ``<offline_root>/<view>/batch_id=<N>/part-<P>.parquet``: micro-batch ``N``, Spark partition ``P``. The
+streaming job writes each partition's rows from the executor that holds them (pyarrow, no extra Spark job), so
+nothing is collected to the driver. When Spark replays batch N after a crash it recomputes the same rows into
+the same partitions (a stateful query pins its shuffle partitions in the checkpoint), and each file is
+replaced, not appended to: the offline store never holds an event twice. A file appears whole or not at all
+(written under a hidden name, then renamed).
 
-Feast's file offline store reads ``<offline_root>/<view>`` (the FileSource path) as one dataset; it ignores
-files whose names start with ``_`` or ``.`` (Spark's ``_SUCCESS``, ``.crc`` files and an interrupted write's
-``_temporary``), and the ``batch_id`` folder name, which Dask reads as a column, is dropped because Feast selects
-only the join keys, event time and features.
+Feast's offline store reads ``<offline_root>/<view>`` (the FileSource path) as one dataset; hidden files (names
+starting with ``.`` or ``_``) are ignored, and the ``batch_id`` folder name is not one of the columns Feast
+selects (join keys, event time, features).
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.config import Settings
 from pipelines.feast_io.paths import offline_view_path
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 BATCH_PARTITION = "batch_id"
 
@@ -32,13 +33,23 @@ def offline_batch_path(settings: Settings, view: str, batch_id: int) -> str:
     return str(offline_view_path(settings, view) / f"{BATCH_PARTITION}={batch_id}")
 
 
-def write_offline_batch(df: DataFrame, settings: Settings, view: str, batch_id: int) -> None:
-    """Write one micro-batch's feature rows (join key, ``event_time``, features) for ``view``, replacing any
-    earlier attempt of the same batch. Call it from ``foreachBatch`` with Spark's batch id."""
-    path = offline_batch_path(settings, view, batch_id)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # Spark's default INT96 reads back as a zone-less timestamp, which Feast's point-in-time join cannot compare
-    # with the (UTC) entity timestamps. TIMESTAMP_MICROS is marked UTC-adjusted and reads back as UTC. It is a
-    # session setting (Parquet writes take no such option); setting it again is harmless.
-    df.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-    df.write.mode("overwrite").parquet(path)
+def offline_part_path(settings: Settings, view: str, batch_id: int, partition: int) -> Path:
+    """The file holding one Spark partition's rows of one micro-batch of one feature view."""
+    if partition < 0:
+        raise ValueError(f"partition must not be negative, got {partition}")
+    return Path(offline_batch_path(settings, view, batch_id)) / f"part-{partition:05d}.parquet"
+
+
+def write_offline_part(table: pa.Table, settings: Settings, view: str, batch_id: int, partition: int) -> Path:
+    """Write one partition's feature rows (join key, ``event_time``, features) of batch ``batch_id``, replacing
+    an earlier attempt's file. Timestamps are stored as UTC-adjusted microseconds, which Feast's point-in-time
+    join compares with UTC entity timestamps (a zone-less timestamp would not compare)."""
+    target = offline_part_path(settings, view, batch_id, partition)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    hidden = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, hidden, coerce_timestamps="us", allow_truncated_timestamps=True)
+        hidden.replace(target)
+    finally:
+        hidden.unlink(missing_ok=True)
+    return target

@@ -40,7 +40,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.ubj"
 METADATA_FILE = "metadata.json"
 PRODUCTION = "production"
+CHALLENGER = "challenger"
+"""The shadow model: scored on the same events as production, published to its own topic, never alerting."""
 DEFAULT_MODEL_NAME: str = ModelSettings.model_fields["model_name"].default
 _READ_ONLY = 0o444
 
@@ -125,8 +127,13 @@ class ModelRegistry:
 
     # -- versions -------------------------------------------------------------------------------------------
 
-    def register(self, booster: xgb.Booster, training: TrainingSummary) -> ModelVersion:
-        """Store ``booster`` as the next version; it is complete and immutable when this returns."""
+    def register(
+        self, booster: xgb.Booster, training: TrainingSummary, extra_files: Mapping[str, bytes] | None = None
+    ) -> ModelVersion:
+        """Store ``booster`` as the next version; it is complete and immutable when this returns.
+
+        ``extra_files`` (name -> bytes) are sealed into the version with the model, e.g. the drift baseline
+        the monitoring compares live traffic with."""
         import xgboost
 
         version = self._allocate_version()
@@ -146,7 +153,12 @@ class ModelRegistry:
                 training=training,
             )
             _write_durably(staging / METADATA_FILE, (metadata.model_dump_json(indent=2) + "\n").encode())
-            for written in (MODEL_FILE, METADATA_FILE):
+            extras = dict(extra_files or {})
+            for name, data in extras.items():
+                if Path(name).name != name or name in (MODEL_FILE, METADATA_FILE):
+                    raise ValueError(f"extra file name {name!r} must be a plain file name other than the model's")
+                _write_durably(staging / name, data)
+            for written in (MODEL_FILE, METADATA_FILE, *extras):
                 (staging / written).chmod(_READ_ONLY)
             self._versions.mkdir(parents=True, exist_ok=True)
             # N is ours alone (allocated above); rename(2) would refuse a non-empty target anyway.
@@ -239,6 +251,25 @@ class ModelRegistry:
             document["history"].append(_change("rollback", stack[-1]))
             self._write_alias(PRODUCTION, document)
             return self.version(stack[-1])
+
+    # -- the challenger (shadow) alias ------------------------------------------------------------------------
+
+    def challenger(self) -> ModelVersion | None:
+        """The version scored in shadow next to production, or None."""
+        stack = self._read_alias(CHALLENGER)["stack"]
+        return self.version(stack[-1]) if stack else None
+
+    def set_challenger(self, version: int | None) -> ModelVersion | None:
+        """Make ``version`` the shadow model (atomically), or stop shadow scoring with None."""
+        model = self.version(version) if version is not None else None
+        if model is not None:
+            self.load_booster(model)  # never shadow a version whose file does not check out
+        with self._locked():
+            document = self._read_alias(CHALLENGER)
+            document["stack"] = [version] if version is not None else []
+            document["history"].append(_change("challenge" if version is not None else "clear", version or 0))
+            self._write_alias(CHALLENGER, document)
+        return model
 
     # -- internals -----------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pipelines.config import Settings
 from pipelines.domains.base import Domain
 from pipelines.errors import ConfigurationError
 from pipelines.models.errors import ModelRegistryError
-from pipelines.models.registry import ModelRegistry
+from pipelines.models.registry import CHALLENGER, PRODUCTION, ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +46,49 @@ def check_features(model: ScoringModel, domain: Domain) -> None:
 
 
 class ModelSource:
-    """Remembers the model in use; switches at batch boundaries when the production alias moves."""
+    """Remembers the model in use; switches at batch boundaries when its alias moves.
 
-    def __init__(self, settings: Settings, domain: Domain) -> None:
+    ``alias`` is the registry's ``production`` alias (the scores users act on) or ``challenger`` (the shadow
+    model, whose scores go to their own topic for comparison; clearing the alias stops shadow scoring).
+    """
+
+    def __init__(self, settings: Settings, domain: Domain, alias: str = PRODUCTION) -> None:
+        if alias not in (PRODUCTION, CHALLENGER):
+            raise ValueError(f"alias must be {PRODUCTION!r} or {CHALLENGER!r}, got {alias!r}")
         self.settings = settings
         self.domain = domain
+        self.alias = alias
         self.current: ScoringModel | None = None
         self._said_not_scoring = False
 
     def for_batch(self) -> ScoringModel | None:
-        """The production model now, or None (said once in the log) when nothing is promoted."""
+        """The alias's model now, or None (said once in the log) when nothing is promoted."""
         registry = ModelRegistry.from_settings(self.settings)
         try:
-            production = registry.production()
+            aliased = self._aliased(registry)
         except ModelRegistryError:
-            production = None
-        if production is None:
+            aliased = None
+        if aliased is None and self.alias == CHALLENGER:
+            if self.current is not None:
+                log.warning("challenger alias cleared: shadow scoring stops from this batch on")
+            self.current = None
+            return None
+        if aliased is None:
             if not self._said_not_scoring:
-                log.warning(
-                    "no production model in %s: building features but NOT scoring until one is promoted", registry
-                )
+                log.warning("no aliased model in %s: building features but NOT scoring until one is promoted", registry)
                 self._said_not_scoring = True
             return self.current
-        if self.current is not None and self.current.version == production.version:
+        if self.current is not None and self.current.version == aliased.version:
             return self.current
-        data = production.model_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != production.metadata.model_sha256:
-            raise ConfigurationError(f"{production.model_path} differs from the registered model: refusing it")
+        data = aliased.model_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != aliased.metadata.model_sha256:
+            raise ConfigurationError(f"{aliased.model_path} differs from the registered model: refusing it")
         candidate = ScoringModel(
-            name=production.model_name,
-            version=production.version,
+            name=aliased.model_name,
+            version=aliased.version,
             model_bytes=data,
-            feature_names=tuple(production.feature_names),
-            threshold=production.metadata.training.alert_threshold,
+            feature_names=tuple(aliased.feature_names),
+            threshold=aliased.metadata.training.alert_threshold,
         )
         try:
             check_features(candidate, self.domain)
@@ -92,6 +102,9 @@ class ModelSource:
                 self.current.version,
             )
             return self.current
-        log.warning("scoring with %s v%s from this batch on", candidate.name, candidate.version)
+        log.warning("%s scoring with %s v%s from this batch on", self.alias, candidate.name, candidate.version)
         self.current = candidate
         return candidate
+
+    def _aliased(self, registry: ModelRegistry) -> ModelVersion | None:
+        return registry.production() if self.alias == PRODUCTION else registry.challenger()

@@ -19,8 +19,18 @@ from pipelines.config import Settings
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
 from pipelines.scoring.model_source import ScoringModel
 
-SCORE_STATS = pa.schema([("partition", pa.int32()), ("scored", pa.int64()), ("already_delivered", pa.bool_())])
-SCORE_STATS_DDL = "partition int, scored long, already_delivered boolean"
+SCORE_STATS = pa.schema(
+    [
+        ("partition", pa.int32()),
+        ("scored", pa.int64()),
+        ("already_delivered", pa.bool_()),
+        ("predict_seconds", pa.float64()),
+        ("observations", pa.string()),
+    ]
+)
+SCORE_STATS_DDL = "partition int, scored long, already_delivered boolean, predict_seconds double, observations string"
+"""Per partition: scores published, whether a replay found them delivered, the time inside XGBoost, and what the
+monitoring needs (latency and score histograms, a feature sample; JSON, null for a replay that published nothing)."""
 
 _BOOSTERS: dict[tuple[str, int], Any] = {}
 _ENCODERS: dict[str, Any] = {}
@@ -60,11 +70,14 @@ def score_matrix(model: ScoringModel, table: pa.Table) -> np.ndarray:
 class ScorePublisher:
     """``mapInArrow`` function: score a partition, publish it to the scores topic exactly once."""
 
-    def __init__(self, settings: Settings, model: ScoringModel, sink: ExactlyOnceSink, batch_id: int) -> None:
+    def __init__(
+        self, settings: Settings, model: ScoringModel, sink: ExactlyOnceSink, batch_id: int, topic: str | None = None
+    ) -> None:
         self.settings = settings
         self.model = model
         self.sink = sink
         self.batch_id = batch_id
+        self.topic = topic or settings.kafka.topics.scores
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -76,8 +89,10 @@ class ScorePublisher:
             yield pa.RecordBatch.from_pylist([], schema=SCORE_STATS)
             return
         table = pa.Table.from_batches(materialised)
+        clock = time.perf_counter()
         scores = score_matrix(self.model, table)
-        topic = self.settings.kafka.topics.scores
+        predict_seconds = time.perf_counter() - clock
+        topic = self.topic
         encoder = scores_encoder(self.settings, topic)
         scored_at = int(time.time() * 1000)
         event_ids = table.column("event_id").to_pylist()
@@ -105,7 +120,22 @@ class ScorePublisher:
             for event_id, card_id, millis, score in zip(event_ids, card_ids, event_ms, scores, strict=True)
         ]
         delivery = self.sink.deliver(self.batch_id, partition, records)
+        observations = None
+        if not delivery.already_delivered:  # visible to read_committed consumers from now on
+            from pipelines.observability.batch_observations import observe_partition
+
+            features = {name: table.column(name).to_numpy(zero_copy_only=False) for name in self.model.feature_names}
+            published_at = int(time.time() * 1000)
+            observations = observe_partition(event_ms, published_at, scores, features, seed=partition).to_json()
         yield pa.RecordBatch.from_pylist(
-            [{"partition": partition, "scored": delivery.records, "already_delivered": delivery.already_delivered}],
+            [
+                {
+                    "partition": partition,
+                    "scored": delivery.records,
+                    "already_delivered": delivery.already_delivered,
+                    "predict_seconds": predict_seconds,
+                    "observations": observations,
+                }
+            ],
             schema=SCORE_STATS,
         )

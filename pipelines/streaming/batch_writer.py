@@ -1,43 +1,37 @@
-"""The ``foreachBatch`` step: dead letters to Kafka, features to Feast (online and offline), batch records.
+"""The ``foreachBatch`` step: one pass over the micro-batch writes everything, then the scores.
 
-Only this step does I/O; it reads the stateful stage's output. The micro-batch is persisted on the executors
-and every write runs there (``mapInArrow`` per partition): the driver collects small counts only.
+Only this step does I/O; it reads the stateful stage's output once. Every write runs on the executors
+(:class:`~pipelines.streaming.partition_sinks.PartitionSinks` in ``mapInArrow``): dead letters to Kafka exactly
+once, offline Parquet per (view, batch, partition), each entity's latest event to the guarded online store. The
+driver collects one small statistics row per partition.
 
-- Dead letters (undecodable, invalid, late) go to the dead-letter topic with the original key and value and
-  Kafka Connect's DLQ headers, through :class:`ExactlyOnceSink`: a replayed batch adds nothing.
-- Offline: every valid event's features, one Parquet folder per (view, batch id), replaced on replay; and the
-  valid events themselves (``events`` dataset), which training joins labels to.
-- Online: each entity's latest event of the batch (flagged by the stateful stage, so no shuffle), written by
-  the guarded writer, which never lets an older event overwrite a newer one.
+When a production model is registered, the pass also emits each valid (event, entity) row's features, slim; the
+scorer joins an event's card and merchant rows and publishes its score exactly once
+(:class:`~pipelines.scoring.scorer.ScorePublisher`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from pipelines.config import Settings
 from pipelines.domains.base import Domain
-from pipelines.feast_io.offline import write_offline_batch
 from pipelines.feast_io.online import OnlineWriter
-from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
-from pipelines.scoring.model_source import ModelSource
+from pipelines.kafka.transactional_sink import ExactlyOnceSink
+from pipelines.scoring.model_source import ModelSource, ScoringModel
 from pipelines.scoring.scorer import SCORE_STATS_DDL, ScorePublisher
 from pipelines.streaming import columns as C
+from pipelines.streaming.partition_sinks import STATS, PartitionSinks, PartitionStats, output_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-EVENTS_DATASET = "events"
-"""Offline dataset of the valid events (Parquet, per batch, like the feature views; not a Feast view)."""
-DLQ_STAT_SCHEMA = "partition int, records long, already_delivered boolean"
-ONLINE_STAT_SCHEMA = "rows long, entities long, written long, stale long"
+    from pipelines.observability.batch_observations import PartitionObservations
+    from pipelines.observability.observer import StreamObserver
 
 
 @dataclass
@@ -56,10 +50,40 @@ class BatchRecord:
     dead_letters_published: int = 0
     scored: int = 0
     model_version: int | None = None
+    shadow_scored: int = 0
+    challenger_version: int | None = None
     replayed_partitions: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per step; ``compute`` is ingest + decode + validate + entity state (the first action)."""
+    """Driver wall time: ``features_and_writes`` (read, decode, validate, entity state and every write, one Spark
+    job) and ``scoring`` (join, predict, publish)."""
+    sink_seconds: dict[str, float] = field(default_factory=dict)
+    """Executor wall time per sink, summed over partitions (runs inside ``features_and_writes``)."""
+    newest_event_ms: dict[str, int] = field(default_factory=dict)
+    """Per feature view, the newest event time written (epoch ms): the freshness of the online store."""
+
+    def add(self, stats: PartitionStats) -> None:
+        """Fold one partition's statistics in."""
+        self.valid += stats.valid
+        for reason, count in stats.dead_letters_by_reason.items():
+            self.dead_letters_by_reason[reason] = self.dead_letters_by_reason.get(reason, 0) + count
+            self.dead_lettered += count
+        for expectation, count in stats.failed_expectations.items():
+            self.failed_expectations[expectation] = self.failed_expectations.get(expectation, 0) + count
+        self.records_read = self.valid + self.dead_lettered
+        self.dead_letters_published += stats.dead_letters_published
+        self.replayed_partitions += int(stats.dead_letters_already_delivered)
+        for target, source in (
+            (self.online_written, stats.online_written),
+            (self.online_stale, stats.online_stale),
+            (self.offline_rows, stats.offline_rows),
+        ):
+            for name, count in source.items():
+                target[name] = target.get(name, 0) + count
+        for view, newest in stats.newest_event_ms.items():
+            self.newest_event_ms[view] = max(newest, self.newest_event_ms.get(view, newest))
+        for sink, seconds in stats.seconds.items():
+            self.sink_seconds[sink] = round(self.sink_seconds.get(sink, 0.0) + seconds, 3)
 
 
 class BatchWriter:
@@ -74,6 +98,9 @@ class BatchWriter:
         batch_log: Path,
         model_source: ModelSource | None = None,
         score_sink: ExactlyOnceSink | None = None,
+        challenger_source: ModelSource | None = None,
+        shadow_sink: ExactlyOnceSink | None = None,
+        observer: StreamObserver | None = None,
     ) -> None:
         self.settings = settings
         self.domain = domain
@@ -83,237 +110,126 @@ class BatchWriter:
         self.batch_log.parent.mkdir(parents=True, exist_ok=True)
         self.model_source = model_source
         self.score_sink = score_sink
+        self.challenger_source = challenger_source
+        self.shadow_sink = shadow_sink
+        self.observer = observer
         self.history: list[BatchRecord] = []
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
-        batch.persist()
-        try:
-            clock = time.perf_counter()
-            record = self._count(batch, batch_id)
-            record.stage_seconds["compute"] = round(time.perf_counter() - clock, 3)
-            clock = time.perf_counter()
-            self._write_dead_letters(batch, batch_id, record)
-            record.stage_seconds["dead_letters"] = round(time.perf_counter() - clock, 3)
-            for features in self.domain.entities:
-                self._write_features(batch, batch_id, features.entity, record)
-            clock = time.perf_counter()
-            self._write_events(batch, batch_id)
-            record.stage_seconds["offline_events"] = round(time.perf_counter() - clock, 3)
-            clock = time.perf_counter()
-            self._score(batch, batch_id, record)
-            record.stage_seconds["scoring"] = round(time.perf_counter() - clock, 3)
-        finally:
-            batch.unpersist()
-        record.seconds = round(time.perf_counter() - started, 3)
-        self.history.append(record)
-        with self.batch_log.open("a", encoding="utf-8") as log:
-            log.write(json.dumps(asdict(record)) + "\n")
-
-    def _count(self, batch: DataFrame, batch_id: int) -> BatchRecord:
-        """Conservation: each source record is exactly one of valid, dead-lettered (incl. late)."""
+        record = BatchRecord(batch_id=batch_id)
+        model = self.model_source.for_batch() if self.model_source is not None and self.score_sink else None
+        shadowing = model is not None and self.challenger_source is not None and self.shadow_sink is not None
+        challenger = self.challenger_source.for_batch() if shadowing and self.challenger_source else None
+        sinks = PartitionSinks(
+            self.settings,
+            self.domain,
+            self.online_writer,
+            self.dead_letter_sink,
+            batch_id,
+            emit_scoring_rows=model is not None,
+        )
         from pyspark.sql import functions as F
 
-        first_entity = self.domain.entities[0].entity
-        one_row_per_record = (F.col(C.ENTITY) == F.lit(first_entity)) | (F.col(C.ENTITY) == C.DEAD_LETTER_ENTITY)
-        counts = batch.where(one_row_per_record).groupBy(C.VERDICT, C.REASON).count().collect()
-        record = BatchRecord(batch_id=batch_id)
-        for row in counts:
-            if row[C.VERDICT] == C.OK:
-                record.valid += row["count"]
-            else:
-                record.dead_lettered += row["count"]
-                record.dead_letters_by_reason[row[C.REASON]] = row["count"]
-        record.records_read = record.valid + record.dead_lettered
-        failed = (
-            batch.where((F.col(C.ENTITY) == C.DEAD_LETTER_ENTITY) & (F.col(C.REASON) == "invalid"))
-            .select(F.explode(F.split(F.col(C.ERROR), "; ")).alias("expectation"))
-            .groupBy("expectation")
-            .count()
-            .collect()
-        )
-        record.failed_expectations = {row["expectation"]: row["count"] for row in failed}
-        return record
+        passed = batch.mapInArrow(sinks, output_schema(self.domain))  # type: ignore[arg-type]
+        if model is not None:
+            passed = passed.persist()  # slim rows only: the scorer reads them, the writes must not run twice
+        observations: list[PartitionObservations] = []
+        try:
+            clock = time.perf_counter()
+            for row in passed.where(F.col(STATS).isNotNull()).select(STATS).collect():
+                record.add(PartitionStats.from_json(row[STATS]))
+            record.stage_seconds["features_and_writes"] = round(time.perf_counter() - clock, 3)
+            if model is not None:
+                clock = time.perf_counter()
+                rows = passed.where(F.col(STATS).isNull())
+                observations = self._score(rows, batch_id, model, challenger, record)
+                record.stage_seconds["scoring"] = round(time.perf_counter() - clock, 3)
+        finally:
+            if model is not None:
+                passed.unpersist()
+        record.seconds = round(time.perf_counter() - started, 3)
+        self.history.append(record)
+        self._log(record, model, observations)
 
-    def _score(self, batch: DataFrame, batch_id: int, record: BatchRecord) -> None:
-        """Score every valid event with the production model (if any) and publish the scores exactly once.
+    def _log(self, record: BatchRecord, model: ScoringModel | None, parts: list[PartitionObservations]) -> None:
+        """The batch's line in the run log, through the observer (metrics, drift, live quality) if there is one."""
+        if self.observer is None:
+            with self.batch_log.open("a", encoding="utf-8") as log:
+                log.write(json.dumps(asdict(record)) + "\n")
+            return
+        from pipelines.models.registry import ModelRegistry
+        from pipelines.observability.batch_observations import merge_observations
+
+        if model is not None:
+            home = ModelRegistry.from_settings(self.settings).version(model.version).model_path.parent
+            self.observer.set_model(model.name, model.version, home)
+        else:
+            self.observer.set_model(None, None)
+        for view, newest_ms in record.newest_event_ms.items():
+            self.observer.metrics.set_feature_freshness(view, newest_ms / 1000)
+        self.observer.after_batch(record, merge_observations(parts) if parts else None)
+
+    def _score(
+        self,
+        rows: DataFrame,
+        batch_id: int,
+        model: ScoringModel,
+        challenger: ScoringModel | None,
+        record: BatchRecord,
+    ) -> list[PartitionObservations]:
+        """Score every valid event with the production model and publish the scores exactly once; the same
+        for the challenger (shadow) model, if one is set, to its own topic.
 
         Each event's card row and merchant row are joined by source coordinates; the join's hash partitioning is
         the same on a replay (same input, fixed shuffle partitions), so partition ids stay stable for the sink.
         """
-        if self.model_source is None or self.score_sink is None:
-            return
-        model = self.model_source.for_batch()
-        if model is None:
-            return
         from pyspark.sql import functions as F
 
+        assert self.score_sink is not None
         key = [F.col("src_partition"), F.col("src_offset")]
         first, *others = self.domain.entities
 
         def rows_of(entity: str, *columns: Column) -> DataFrame:
-            ok = (F.col(C.ENTITY) == entity) & (F.col(C.VERDICT) == C.OK)
-            return batch.where(ok).select(*key, *columns)
+            return rows.where(F.col(C.ENTITY) == entity).select(*key, *columns)
+
+        wanted = set(model.feature_names) | set(challenger.feature_names if challenger else ())
 
         def model_features(names: list[str]) -> list[Column]:
-            return [F.col(name) for name in names if name in model.feature_names]
+            return [F.col(name) for name in names if name in wanted]
 
         joined = rows_of(
             first.entity,
             F.col("event_id"),
             F.col(C.ENTITY_ID).alias("card_id"),
-            F.unix_millis(F.col(self.domain.event_time_column)).alias("event_time_ms"),
+            F.col(C.EVENT_TIME_MS).alias("event_time_ms"),
             *model_features(first.feature_names),
         )
         for features in others:
             joined = joined.join(
                 rows_of(features.entity, *model_features(features.feature_names)), ["src_partition", "src_offset"]
             )
-        publish = ScorePublisher(self.settings, model, self.score_sink, batch_id)
-        for row in joined.mapInArrow(publish, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
-            record.scored += row["scored"]
-        record.model_version = model.version
+        if challenger is not None:
+            joined = joined.persist()
+        try:
+            from pipelines.observability.batch_observations import PartitionObservations
 
-    def _write_events(self, batch: DataFrame, batch_id: int) -> None:
-        """The valid events themselves (one row each), for training: labels join them by event id to get the
-        entity keys and the timestamp of the point-in-time feature lookup."""
-        from pyspark.sql import functions as F
-
-        first_entity = self.domain.entities[0].entity
-        events = batch.where((F.col(C.ENTITY) == first_entity) & (F.col(C.VERDICT) == C.OK)).select(
-            *C.column_names(C.event_schema(self.domain))
-        )
-        write_offline_batch(events, self.settings, EVENTS_DATASET, batch_id)
-
-    def _write_dead_letters(self, batch: DataFrame, batch_id: int, record: BatchRecord) -> None:
-        from pyspark.sql import functions as F
-
-        first_entity = self.domain.entities[0].entity
-        dead = batch.where(
-            (F.col(C.ENTITY) == C.DEAD_LETTER_ENTITY)
-            | ((F.col(C.VERDICT) == C.LATE) & (F.col(C.ENTITY) == F.lit(first_entity)))
-        ).select(*C.SOURCE_COLUMNS, C.VERDICT, C.REASON, C.ERROR)
-        # Dead letters are few: one transaction per batch costs less than one per partition, and coalescing a
-        # deterministic batch is deterministic, so a replay lands on the same (sink, partition 0) marker.
-        dead = dead.coalesce(1)
-        publish = DeadLetterPublisher(self.dead_letter_sink, self.settings.kafka.topics.dead_letter, batch_id)
-        for row in dead.mapInArrow(publish, DLQ_STAT_SCHEMA).collect():  # type: ignore[arg-type]
-            record.dead_letters_published += row["records"]
-            record.replayed_partitions += int(row["already_delivered"])
-
-    def _write_features(self, batch: DataFrame, batch_id: int, entity: str, record: BatchRecord) -> None:
-        from pyspark.sql import functions as F
-
-        features = self.domain.entity(entity)
-        offline = batch.where((F.col(C.ENTITY) == entity) & (F.col(C.VERDICT) == C.OK)).select(
-            F.col(C.ENTITY_ID).alias(features.key_column), self.domain.event_time_column, *features.feature_names
-        )
-        clock = time.perf_counter()
-        write_offline_batch(offline, self.settings, features.feature_view, batch_id)
-        record.stage_seconds[f"offline_{features.feature_view}"] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-        record.offline_rows[features.feature_view] = record.valid  # one row per valid event in every view
-
-        # The stateful stage flags each entity's latest event of the batch: the online write needs no shuffle.
-        latest = batch.where((F.col(C.ENTITY) == entity) & (F.col(C.VERDICT) == C.OK) & F.col(C.IS_LATEST)).select(
-            F.col(C.ENTITY_ID).alias(features.key_column), self.domain.event_time_column, *features.feature_names
-        )
-        write = OnlinePartitionWriter(self.online_writer, features.feature_view)
-        written = stale = 0
-        for row in latest.mapInArrow(write, ONLINE_STAT_SCHEMA).collect():  # type: ignore[arg-type]
-            written += row["written"]
-            stale += row["stale"]
-        record.online_written[features.feature_view] = written
-        record.online_stale[features.feature_view] = stale
-        record.stage_seconds[f"online_{features.feature_view}"] = round(time.perf_counter() - clock, 3)
-
-
-class DeadLetterPublisher:
-    """``mapInArrow`` function: one partition's dead letters in one exactly-once transaction."""
-
-    def __init__(self, sink: ExactlyOnceSink, topic: str, batch_id: int) -> None:
-        self.sink = sink
-        self.topic = topic
-        self.batch_id = batch_id
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        partition = context.partitionId() if context is not None else 0
-        records = [
-            dead_letter_record(self.topic, row) for batch in batches for row in batch.to_pylist() if batch.num_rows
-        ]
-        if not records:
-            yield pa.RecordBatch.from_pylist([], schema=_DLQ_STATS)
-            return
-        delivery = self.sink.deliver(self.batch_id, partition, records)
-        yield pa.RecordBatch.from_pylist(
-            [{"partition": partition, "records": delivery.records, "already_delivered": delivery.already_delivered}],
-            schema=_DLQ_STATS,
-        )
-
-
-_DLQ_STATS = pa.schema([("partition", pa.int32()), ("records", pa.int64()), ("already_delivered", pa.bool_())])
-_ONLINE_STATS = pa.schema(
-    [("rows", pa.int64()), ("entities", pa.int64()), ("written", pa.int64()), ("stale", pa.int64())]
-)
-
-
-def dead_letter_record(topic: str, row: dict[str, object]) -> OutgoingRecord:
-    """The original key and value, with Kafka Connect's DLQ headers saying where it came from and why."""
-    timestamp = row["src_timestamp"]
-    millis = int(timestamp.timestamp() * 1000) if hasattr(timestamp, "timestamp") else -1
-    headers = [
-        ("__connect.errors.topic", str(row["src_topic"]).encode()),
-        ("__connect.errors.partition", str(row["src_partition"]).encode()),
-        ("__connect.errors.offset", str(row["src_offset"]).encode()),
-        ("__connect.errors.stage", _stage(str(row[C.REASON])).encode()),
-        ("__connect.errors.exception.class.name", _exception_class(str(row[C.REASON])).encode()),
-        ("__connect.errors.exception.message", str(row[C.ERROR] or "").encode()),
-        ("featurestream.reason", str(row[C.REASON]).encode()),
-        ("featurestream.source.timestamp", str(millis).encode()),
-    ]
-    key = row["src_key"]
-    value = row["src_value"]
-    return OutgoingRecord(
-        topic,
-        bytes(key) if isinstance(key, bytes | bytearray) else None,
-        bytes(value) if isinstance(value, bytes | bytearray) else None,
-        headers,
-    )
-
-
-def _stage(reason: str) -> str:
-    if reason.startswith("undecodable"):
-        return "VALUE_CONVERTER"
-    if reason == C.LATE:
-        return "WATERMARK"
-    return "VALIDATION"
-
-
-def _exception_class(reason: str) -> str:
-    if reason.startswith("undecodable"):
-        return "pipelines.serde.errors.DecodeError"
-    if reason == C.LATE:
-        return "featurestream.LateEvent"
-    return "great_expectations.ExpectationFailed"
-
-
-class OnlinePartitionWriter:
-    """``mapInArrow`` function: one partition's latest-per-entity rows through the guarded online writer."""
-
-    def __init__(self, writer: OnlineWriter, view: str) -> None:
-        self.writer = writer
-        self.view = view
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        materialised = [batch for batch in batches if batch.num_rows]
-        if not materialised:
-            yield pa.RecordBatch.from_pylist([], schema=_ONLINE_STATS)
-            return
-        stats = self.writer.write_batches(self.view, materialised)
-        yield pa.RecordBatch.from_pylist(
-            [{"rows": stats.rows, "entities": stats.entities, "written": stats.written, "stale": stats.stale}],
-            schema=_ONLINE_STATS,
-        )
+            observations = []
+            publish = ScorePublisher(self.settings, model, self.score_sink, batch_id)
+            for row in joined.mapInArrow(publish, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
+                record.scored += row["scored"]
+                if row["observations"]:
+                    observations.append(PartitionObservations.from_json(row["observations"]))
+                predict = record.sink_seconds.get("predict", 0.0) + row["predict_seconds"]
+                record.sink_seconds["predict"] = round(predict, 3)
+            record.model_version = model.version
+            if challenger is not None and self.shadow_sink is not None:
+                topic = self.settings.kafka.topics.shadow_scores
+                shadow = ScorePublisher(self.settings, challenger, self.shadow_sink, batch_id, topic)
+                for row in joined.mapInArrow(shadow, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
+                    record.shadow_scored += row["scored"]
+                record.challenger_version = challenger.version
+        finally:
+            if challenger is not None:
+                joined.unpersist()
+        return observations

@@ -43,6 +43,7 @@ def explode_entities(
     watermark, because their watermark column is null.
     """
     from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import to_avro
 
     valid = F.col(C.VERDICT) == F.lit(C.OK)
     other_entity = F.col(C.ENTITY).isin([f.entity for f in domain.entities[1:]])
@@ -55,34 +56,25 @@ def explode_entities(
             F.concat_ws("-", F.col("src_topic"), F.col("src_partition").cast("string")).alias(C.ENTITY_ID),
         )
     )
+    # Only the first entity's row of an event carries the payload (the original bytes, the event's other
+    # fields): that row alone feeds dead letters and the events dataset, and the others cost less to move.
+    packed = to_avro(F.struct(*[F.col(name) for name, _ in C.payload_fields(domain)]), C.payload_avro_schema(domain))
     return (
         decoded.withColumn("_entity", F.explode(F.when(valid, per_entity).otherwise(dead)))
         .withColumn(C.ENTITY, F.col("_entity." + C.ENTITY))
         .withColumn(C.ENTITY_ID, F.col("_entity." + C.ENTITY_ID))
-        .drop("_entity")
-        .withColumn(C.STATE_BUCKET, F.pmod(F.xxhash64(C.ENTITY_ID), F.lit(state_buckets)))
-        .withColumn(C.EVENT_TIME_MS, F.unix_millis(F.col(domain.event_time_column)))
-        .withColumn(C.SRC_TIMESTAMP_MS, F.unix_millis(F.col("src_timestamp")))
         .withColumn(C.WATERMARK_TIME, F.when(valid, F.col(domain.event_time_column)))
         .withWatermark(C.WATERMARK_TIME, watermark_delay)
-        .drop("src_timestamp", domain.event_time_column)
-        # Only the first entity's row of an event carries the payload (the original bytes, the event's other
-        # fields): that row alone feeds dead letters and the events dataset, and the others cost less to move.
         .select(
-            *[
-                F.when(other_entity, F.lit(None)).otherwise(F.col(c)).alias(c) if c in _FIRST_ENTITY_ONLY else F.col(c)
-                for c in _exploded_columns(decoded, domain)
-            ]
+            *[F.col(c) for c in C.state_columns(domain)],
+            F.col(C.ENTITY),
+            F.col(C.ENTITY_ID),
+            F.pmod(F.xxhash64(C.ENTITY_ID), F.lit(state_buckets)).alias(C.STATE_BUCKET),
+            F.unix_millis(F.col(domain.event_time_column)).alias(C.EVENT_TIME_MS),
+            F.col(C.WATERMARK_TIME),
+            F.when(other_entity, F.lit(None)).otherwise(packed).alias(C.PAYLOAD),
         )
     )
-
-
-_FIRST_ENTITY_ONLY = frozenset({"src_key", "src_value", "currency", "mcc", "country", "channel"})
-
-
-def _exploded_columns(decoded: DataFrame, domain: Domain) -> list[str]:
-    kept = [c for c in decoded.columns if c not in ("src_timestamp", domain.event_time_column)]
-    return [*kept, C.ENTITY, C.ENTITY_ID, C.STATE_BUCKET, C.EVENT_TIME_MS, C.SRC_TIMESTAMP_MS, C.WATERMARK_TIME]
 
 
 def compute_entity_features(
@@ -100,10 +92,11 @@ def compute_entity_features(
         outputMode="append",
         timeoutConf=GroupStateTimeout.NoTimeout,
     )
-    restored = {
-        "src_timestamp": F.timestamp_millis(F.col(C.SRC_TIMESTAMP_MS)),
-        domain.event_time_column: F.timestamp_millis(F.col(C.EVENT_TIME_MS)),
-    }
+    from pyspark.sql.avro.functions import from_avro
+
+    unpacked = from_avro(F.col(C.PAYLOAD), C.payload_avro_schema(domain))
+    restored = {name: unpacked.getField(name) for name, _ in C.payload_fields(domain)}
+    restored[domain.event_time_column] = F.timestamp_millis(F.col(C.EVENT_TIME_MS))
     names = C.column_names(C.entity_output_schema(domain))
     return stateful.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
 
@@ -126,6 +119,7 @@ class EntityStateFunction:
             return
         features = self.domain.entity(entity)
         events = pd.concat(list(frames), ignore_index=True)
+        events[features.key_column] = events[C.ENTITY_ID]  # the key column itself travels in the payload
         watermark_ms = int(state.getCurrentWatermarkMs())
         late = events[C.EVENT_TIME_MS].to_numpy() < watermark_ms
         on_time = events[~late]

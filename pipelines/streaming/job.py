@@ -18,6 +18,8 @@ from pipelines.domains import get_domain
 from pipelines.feast_io.writers import online_writer
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
+from pipelines.models.registry import CHALLENGER
+from pipelines.observability.observer import StreamObserver
 from pipelines.scoring.model_source import ModelSource
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.kafka_source import read_kafka_stream
@@ -41,6 +43,32 @@ class RunningStream:
     writer: BatchWriter
     checkpoint: Path
     batch_log: Path
+    observer: StreamObserver
+
+    def close(self) -> None:
+        """Stop the metrics endpoint and the live-quality consumer (after the query has ended)."""
+        self.observer.close()
+
+
+def start_observer(spark: SparkSession, settings: Settings, batch_log: Path) -> StreamObserver:
+    """Metrics (served on ``observability.metrics_port``), drift, live quality and the run log of the query.
+
+    A metrics port already taken (another job on this machine) does not stop the stream: it runs without the
+    endpoint and says so once in the log; the run log and everything else still work.
+    """
+    try:
+        observer = StreamObserver.from_settings(settings, run_log=batch_log)
+    except OSError as exc:
+        observe = settings.observability
+        log.warning(
+            "metrics endpoint %s:%s unavailable (%s): running without it; set observability.metrics_port",
+            observe.metrics_host,
+            observe.metrics_port,
+            exc,
+        )
+        observer = StreamObserver.from_settings(settings, run_log=batch_log, serve=False)
+    spark.streams.addListener(observer.listener())
+    return observer
 
 
 def sink_identity(checkpoint: Path) -> str:
@@ -63,7 +91,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     topics = settings.kafka.topics
     ensure_topics(
         admin_client(settings),
-        [topics.transactions, topics.dead_letter, topics.scores],
+        [topics.transactions, topics.dead_letter, topics.scores, topics.shadow_scores],
         partitions=settings.kafka.partitions,
         replication_factor=settings.kafka.replication_factor,
     )
@@ -76,6 +104,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         topics.transactions,
         starting_offsets=stream.starting_offsets,
         max_offsets_per_trigger=stream.max_offsets_per_trigger,
+        min_partitions=stream.min_partitions or 3 * spark.sparkContext.defaultParallelism,
     )
     decoded = decode_and_validate(
         raw, domain, RecordDecoder.from_settings(domain.event_subject, settings), read_suite_json()
@@ -86,9 +115,21 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     identity = sink_identity(checkpoint)
     dead_letters = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-dlq", topics.dead_letter)
     scores = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-scores", topics.scores)
+    shadow_scores = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-shadow", topics.shadow_scores)
     model_source = ModelSource(settings, domain)
     model_source.for_batch()  # a production model needing features the stream lacks fails here, at start
-    writer = BatchWriter(settings, domain, online_writer(settings), dead_letters, batch_log, model_source, scores)
+    writer = BatchWriter(
+        settings,
+        domain,
+        online_writer(settings),
+        dead_letters,
+        batch_log,
+        model_source,
+        scores,
+        challenger_source=ModelSource(settings, domain, CHALLENGER),
+        shadow_sink=shadow_scores,
+        observer=(observer := start_observer(spark, settings, batch_log)),
+    )
     trigger = {"availableNow": True} if available_now else {"processingTime": stream.trigger_interval}
     query = (
         features.writeStream.foreachBatch(writer)
@@ -98,4 +139,4 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         .start()
     )
     log.info("started query %s (checkpoint %s)", stream.query_name, checkpoint)
-    return RunningStream(query, writer, checkpoint, batch_log)
+    return RunningStream(query, writer, checkpoint, batch_log, observer)

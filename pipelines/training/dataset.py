@@ -30,7 +30,7 @@ from pipelines.config import Settings
 from pipelines.domains import get_domain
 from pipelines.feast_io.paths import feast_paths
 from pipelines.feast_io.store import feature_store
-from pipelines.streaming.batch_writer import EVENTS_DATASET
+from pipelines.streaming.partition_sinks import EVENTS_DATASET
 from pipelines.training.errors import InsufficientTrainingDataError, TrainingDataError
 from pipelines.training.labels import LABEL, LABEL_TIME, available_labels
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from pipelines.config import Settings
 from pipelines.models.registry import ModelRegistry, ModelVersion
+from pipelines.training.baseline import baseline_files, traffic_baseline
 from pipelines.training.dataset import TrainingSet, build_training_set
 from pipelines.training.errors import TrainingError
 from pipelines.training.labels import LabelRead, read_labels
@@ -66,8 +67,10 @@ def run_training(
     training_set = build_training_set(settings, labels.frame, cutoff)
     say(f"training on {len(training_set.train):,} events, validating on {len(training_set.validation):,}")
     model = train_model(training_set, settings.models, progress=progress)
+    say("building the drift baseline: point-in-time features and scores of a sample of the window's traffic")
+    baseline = traffic_baseline(settings, model.booster, model.summary.feature_names, training_set.window)
     registry = ModelRegistry.from_settings(settings)
-    version = registry.register(model.booster, model.summary)
+    version = registry.register(model.booster, model.summary, extra_files=baseline_files(baseline))
     if promote:
         registry.promote(version.version)
     return TrainingRun(labels=labels, training_set=training_set, model=model, version=version, promoted=promote)

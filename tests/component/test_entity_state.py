@@ -100,13 +100,15 @@ def test_features_state_late_events_and_dead_letters(spark: SparkSession, tmp_pa
     assert cards.loc["e3", "card_distinct_merchants_24h"] == 2
     assert cards.loc["e3", "card_seconds_since_prev_txn"] == 25 * 60
     assert math.isnan(cards.loc["e0", "card_seconds_since_prev_txn"])
-    merchants = out1[out1[C.ENTITY] == "merchant"].set_index("event_id")
-    assert merchants.loc["e2", "merchant_txn_count_1h"] == 2  # m1 at 0 and 6
-    assert math.isnan(merchants.loc["e2", "card_txn_count_1h"])  # only its own entity's features
+    # Other entities' rows carry the event's source coordinates, not its payload (that rides the first row).
+    merchants = out1[out1[C.ENTITY] == "merchant"].set_index("src_offset")
+    assert merchants["event_id"].isna().all()
+    assert merchants.loc[2, "merchant_txn_count_1h"] == 2  # m1 at 0 and 6
+    assert math.isnan(merchants.loc[2, "card_txn_count_1h"])  # only its own entity's features
 
     # Watermark is now 30m - 5m = 25m. A 10m event is late; a 40m event uses state from the first batch.
     late = out2[out2[C.VERDICT] == C.LATE]
-    assert sorted(late["event_id"].unique()) == ["e5"]
+    assert sorted(late["src_offset"].unique()) == [5]
     assert set(late[C.ENTITY]) == {"card", "merchant"}
     assert late[C.ERROR].str.contains("watermark").all()
     card = out2[(out2[C.ENTITY] == "card") & (out2[C.VERDICT] == C.OK)].set_index("event_id")

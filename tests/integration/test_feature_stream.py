@@ -21,6 +21,7 @@ from pipelines.cli.main import app
 from pipelines.config import Settings
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
 from pipelines.feast_io.store import apply_repo, feature_store
+from pipelines.feast_io.writers import online_writer
 from pipelines.generator.generator import GeneratorOptions
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
@@ -29,6 +30,7 @@ from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import stream_settings
 from pipelines.testing.kafka import read_topic
 from pipelines.testing.reference import reference_features
+from pipelines.training.skew import measure_skew
 from pipelines.validation.engine import validate_rows
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -174,3 +176,53 @@ def test_a_restart_on_the_same_checkpoint_reprocesses_nothing(streamed: dict, sp
     assert again.query.exception() is None
     assert sum(b.records_read for b in again.writer.history) == 0
     assert sorted(p.name for p in offline.rglob("*.parquet")) == files_before
+
+
+def test_the_skew_report_finds_none_and_catches_an_online_value_gone_wrong(streamed: dict) -> None:  # type: ignore[type-arg]
+    settings = streamed["settings"]
+    clean = measure_skew(settings, sample=COUNT)
+    assert clean.sampled_events > 0.8 * COUNT
+    assert clean.offline_values > 0 and clean.online_values > 0
+    assert (clean.offline_mismatches, clean.online_mismatches) == (0, 0), clean.examples
+
+    # Serving skew: one card's online row replaced by a newer one the stream never computed.
+    events = pd.read_parquet(Path(settings.stack.state_dir) / "feast" / "offline" / "events", columns=["card_id"])
+    victim = events["card_id"].value_counts().index[0]  # the busiest card: surely among the sampled events
+    rows = pd.DataFrame(
+        {
+            "card_id": [victim],
+            "event_time": [pd.Timestamp.now(tz="UTC")],
+            **{name: [999.0] for name in CARD_FEATURES.feature_names},
+        }
+    )
+    online_writer(settings).write("card_features", rows)
+    skewed = measure_skew(settings, sample=COUNT)
+    assert skewed.offline_mismatches == 0
+    assert skewed.online_mismatches == len(CARD_FEATURES.feature_names)
+    assert {example["id"] for example in skewed.examples} == {victim}
+
+
+def test_the_metrics_equal_the_counts_of_the_run(streamed: dict) -> None:  # type: ignore[type-arg]
+    """The job's Prometheus metrics, as exposed, say what the produced traffic says (no data scanned twice)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipelines.observability import metrics as M
+
+    summary = streamed["summary"]
+    exposed: dict[str, float] = {}
+    dead_by_reason: dict[str, float] = {}
+    text = streamed["running"].observer.metrics.exposition().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            exposed[sample.name] = exposed.get(sample.name, 0.0) + sample.value
+            if sample.name == M.RECORDS_DEAD_LETTERED:
+                reason = sample.labels["reason"]
+                dead_by_reason[reason] = dead_by_reason.get(reason, 0.0) + sample.value
+    bad = summary.bad_by_kind
+    assert exposed[M.RECORDS_READ] == COUNT
+    assert exposed[M.RECORDS_VALID] == COUNT - sum(bad.values())
+    assert sum(v for k, v in dead_by_reason.items() if k.startswith("undecodable")) == sum(
+        bad.get(kind, 0) for kind in DECODE_KINDS
+    )
+    assert dead_by_reason.get("invalid", 0) == sum(v for k, v in bad.items() if k not in DECODE_KINDS)
+    assert exposed[M.BATCHES] == len(streamed["history"])

@@ -37,6 +37,7 @@ from pipelines.spark.submit import spark_submit_argv
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import settings_environment, stream_settings
 from pipelines.testing.kafka import read_topic
+from pipelines.testing.models import register_synthetic_model
 from pipelines.training.dataset import service_columns
 from pipelines.training.run import TrainingRun, run_training
 
@@ -166,9 +167,10 @@ def _no_stray_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 LIVE = 3_000
 
 
-def _scores(settings: Any) -> list[dict[str, Any]]:
+def _scores(settings: Any, topic: str | None = None) -> list[dict[str, Any]]:
     decoder = RecordDecoder("scores")
-    return [decoder.decode(message.value()) for message in read_topic(settings, settings.kafka.topics.scores)]
+    topic = topic or settings.kafka.topics.scores
+    return [decoder.decode(message.value()) for message in read_topic(settings, topic)]
 
 
 def _run_stream(spark: SparkSession, settings: Any) -> list[Any]:
@@ -194,6 +196,9 @@ def test_live_events_are_scored_exactly_once_even_when_a_batch_is_replayed(
         bad_fraction=0.02,
     )
     produce_transactions(settings, live, labels=False)
+    registry = ModelRegistry.from_settings(settings)
+    challenger = register_synthetic_model(settings, promote=False, seed=7).version
+    registry.set_challenger(challenger)
     history = _run_stream(spark, settings)
     valid = sum(batch.valid for batch in history)
     assert valid > 0.95 * LIVE
@@ -207,6 +212,11 @@ def test_live_events_are_scored_exactly_once_even_when_a_batch_is_replayed(
     assert {score["model_version"] for score in scores} == {str(production.version)}
     assert all(0.0 <= score["score"] <= 1.0 for score in scores)
     assert all(score["features_as_of"] == score["event_time"] for score in scores)
+    # The challenger scored the same events, in shadow, on its own topic.
+    shadow = _scores(settings, settings.kafka.topics.shadow_scores)
+    assert sorted(score["event_id"] for score in shadow) == sorted(score["event_id"] for score in scores)
+    assert {score["model_version"] for score in shadow} == {str(challenger)}
+    assert sum(batch.shadow_scored for batch in history) == valid
 
     # Crash after the Kafka transactions committed but before Spark recorded the batch: Spark replays it.
     commits = Path(settings.checkpoint_root) / "stream" / settings.stream.query_name / "commits"
@@ -217,6 +227,9 @@ def test_live_events_are_scored_exactly_once_even_when_a_batch_is_replayed(
     assert [batch.batch_id for batch in replayed] == [int(last.name)]
     assert replayed[0].scored == 0 and replayed[0].dead_letters_published == 0  # markers say: delivered
     assert len(_scores(settings)) == valid
+    assert replayed[0].shadow_scored == 0
+    assert len(_scores(settings, settings.kafka.topics.shadow_scores)) == valid
+    registry.set_challenger(None)
 
 
 def test_scores_stay_exactly_once_when_the_job_is_killed_mid_run(trained: dict[str, Any]) -> None:

@@ -288,3 +288,40 @@ def test_the_models_commands(tmp_path: Path) -> None:
 
     shown = runner.invoke(app, ["show", "2"], env=env)
     assert json.loads(shown.output)["training"]["feature_names"] == list(FEATURES)
+
+
+def test_the_challenger_alias_is_set_and_cleared_atomically(registry: ModelRegistry) -> None:
+    registry.register(tiny_booster(0), summary("1" * 64))
+    registry.register(tiny_booster(1), summary("2" * 64))
+    registry.promote(1)
+    assert registry.challenger() is None
+    shadow = registry.set_challenger(2)
+    assert shadow is not None and shadow.version == 2
+    assert registry.challenger() == registry.version(2)
+    assert registry.production() == registry.version(1)  # the challenger never moves production
+    with pytest.raises(UnknownModelVersionError):
+        registry.set_challenger(9)
+    assert registry.challenger() == registry.version(2)  # a refused switch leaves the alias whole
+    assert registry.set_challenger(None) is None
+    assert registry.challenger() is None
+    assert [change.action for change in registry.alias_history("challenger")] == ["challenge", "clear"]
+
+
+def test_the_challenger_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli.models_commands import app
+
+    state = tmp_path / "state"
+    registry = ModelRegistry.from_settings(isolated_settings(state))
+    registry.register(tiny_booster(0), summary("1" * 64))
+    runner = CliRunner()
+    env = {"FEATURESTREAM_STACK__STATE_DIR": str(state), "COLUMNS": "200"}
+    assert "v1 is the challenger" in runner.invoke(app, ["challenger", "1"], env=env).output
+    listed = runner.invoke(app, ["list"], env=env)
+    assert "challenger" in listed.output and "production" not in listed.output
+    neither = runner.invoke(app, ["challenger"], env=env)
+    assert neither.exit_code != 0 and "VERSION or --clear" in neither.output
+    cleared = runner.invoke(app, ["challenger", "--clear"], env=env)
+    assert cleared.exit_code == 0 and "no challenger" in cleared.output
+    assert registry.challenger() is None

@@ -109,3 +109,19 @@ def test_scores_use_the_models_feature_order(setup: tuple[ModelSource, ModelRegi
     booster.load_model(bytearray(model.model_bytes))
     expected = booster.predict(xgb.DMatrix(values, feature_names=list(FEATURES)))
     np.testing.assert_allclose(score_matrix(model, table), expected, rtol=1e-6)
+
+
+def test_the_challenger_source_follows_its_own_alias(setup: tuple[ModelSource, ModelRegistry]) -> None:
+    production, registry = setup
+    challenger = ModelSource(production.settings, CARD_FRAUD, "challenger")
+    first = _register(registry, FEATURES, seed=1)
+    second = _register(registry, FEATURES, seed=2)
+    registry.promote(first)
+    assert challenger.for_batch() is None  # no challenger: no shadow scoring, and no warning either
+    registry.set_challenger(second)
+    assert challenger.for_batch().version == second  # type: ignore[union-attr]
+    assert production.for_batch().version == first  # type: ignore[union-attr]
+    registry.set_challenger(None)
+    assert challenger.for_batch() is None  # cleared: shadow scoring stops at the next batch
+    with pytest.raises(ValueError, match="alias must be"):
+        ModelSource(production.settings, CARD_FRAUD, "staging")

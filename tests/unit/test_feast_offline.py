@@ -1,4 +1,5 @@
-"""Offline writes from Spark: one folder per micro-batch, replay-safe, read point-in-time-correctly by Feast."""
+"""Offline writes as the stream's executors do them: a file per (batch, partition), replay-safe, read
+point-in-time-correctly by Feast."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.config import Settings
-from pipelines.feast_io.offline import offline_batch_path, write_offline_batch
+from pipelines.feast_io.offline import offline_batch_path, write_offline_part
 from pipelines.feast_io.paths import offline_view_path
 from pipelines.feast_io.store import apply_repo, feature_store
 from pipelines.testing import isolated_settings
@@ -22,9 +23,6 @@ CARD_SCHEMA = (
     "card_id string, event_time timestamp, card_txn_count_10m long, card_txn_count_1h long, "
     "card_txn_count_24h long, card_amount_sum_1h double, card_amount_sum_24h double, card_amount_max_24h double, "
     "card_amount_mean_24h double, card_distinct_merchants_24h long, card_seconds_since_prev_txn double"
-)
-MERCHANT_SCHEMA = (
-    "merchant_id string, event_time timestamp, merchant_txn_count_1h long, merchant_amount_mean_24h double"
 )
 CARD_FEATURES = [column.split()[0] for column in CARD_SCHEMA.split(", ")[2:]]
 
@@ -51,28 +49,22 @@ def card_events(cards: int, events_per_card: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["card_id", "event_time", *CARD_FEATURES])
 
 
-def python_value(value: object) -> object:
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.generic):
-        value = value.item()
-    return None if isinstance(value, float) and np.isnan(value) else value
-
-
-def spark_frame(spark: SparkSession, frame: pd.DataFrame, schema: str) -> DataFrame:
-    rows = [tuple(python_value(v) for v in row) for row in frame.itertuples(index=False)]
-    return spark.createDataFrame(rows, schema)
+def arrow_rows(frame: pd.DataFrame) -> pa.Table:
+    """Rows as Spark hands them to ``mapInArrow``: UTC microsecond timestamps, nullable numbers."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.set_column(1, "event_time", table.column("event_time").cast(pa.timestamp("us", tz="UTC")))
 
 
 def batch_parts(ordered: pd.DataFrame, batches: int) -> list[pd.DataFrame]:
     return [ordered.iloc[positions] for positions in np.array_split(np.arange(len(ordered)), batches)]
 
 
-def write_in_batches(spark: SparkSession, settings: Settings, events: pd.DataFrame, batches: int) -> None:
-    """Rows split into micro-batches by event time, each written like foreachBatch would."""
+def write_in_batches(settings: Settings, events: pd.DataFrame, batches: int, partitions: int = 2) -> None:
+    """Rows split into micro-batches by event time, each split over partitions, written like the stream does."""
     ordered = events.sort_values("event_time").reset_index(drop=True)
     for batch_id, part in enumerate(batch_parts(ordered, batches)):
-        write_offline_batch(spark_frame(spark, part, CARD_SCHEMA).repartition(2), settings, "card_features", batch_id)
+        for partition, rows in enumerate(batch_parts(part, partitions)):
+            write_offline_part(arrow_rows(rows), settings, "card_features", batch_id, partition)
 
 
 def stored_rows(settings: Settings, view: str) -> pd.DataFrame:
@@ -80,31 +72,33 @@ def stored_rows(settings: Settings, view: str) -> pd.DataFrame:
     return frame
 
 
-def test_a_replayed_batch_adds_no_rows(spark: SparkSession, settings: Settings) -> None:
+def test_a_replayed_batch_adds_no_rows(settings: Settings) -> None:
     events = card_events(cards=5, events_per_card=8, seed=1)
-    write_in_batches(spark, settings, events, batches=3)
+    write_in_batches(settings, events, batches=3)
     before = stored_rows(settings, "card_features")
 
-    # Spark replays batch 1 after a crash: same batch id, same rows, split into files differently this time.
+    # Spark replays batch 1 after a crash: same batch id, same rows in the same partitions (a stateful query
+    # pins its shuffle partitions in the checkpoint), so each partition's file is replaced.
     ordered = events.sort_values("event_time").reset_index(drop=True)
-    replay = spark_frame(spark, batch_parts(ordered, 3)[1], CARD_SCHEMA).coalesce(1)
-    write_offline_batch(replay, settings, "card_features", 1)
+    for partition, rows in enumerate(batch_parts(batch_parts(ordered, 3)[1], 2)):
+        write_offline_part(arrow_rows(rows), settings, "card_features", 1, partition)
 
     after = stored_rows(settings, "card_features")
     assert len(before) == len(after) == len(events)
     assert not after.duplicated(subset=["card_id", "event_time"]).any()
-    assert len(list(Path(offline_batch_path(settings, "card_features", 1)).glob("part-*.parquet"))) == 1
+    folder = Path(offline_batch_path(settings, "card_features", 1))
+    assert sorted(p.name for p in folder.iterdir()) == ["part-00000.parquet", "part-00001.parquet"]
 
 
-def test_event_times_are_stored_as_utc(spark: SparkSession, settings: Settings) -> None:
-    write_in_batches(spark, settings, card_events(cards=1, events_per_card=2, seed=2), batches=1)
+def test_event_times_are_stored_as_utc(settings: Settings) -> None:
+    write_in_batches(settings, card_events(cards=1, events_per_card=2, seed=2), batches=1)
     event_time = pq.read_table(offline_batch_path(settings, "card_features", 0)).schema.field("event_time")
     assert str(event_time.type) == "timestamp[us, tz=UTC]"
 
 
-def test_historical_features_are_point_in_time_correct(spark: SparkSession, settings: Settings) -> None:
+def test_historical_features_are_point_in_time_correct(settings: Settings) -> None:
     events = card_events(cards=6, events_per_card=10, seed=3)
-    write_in_batches(spark, settings, events, batches=4)
+    write_in_batches(settings, events, batches=4)
     merchants = pd.DataFrame(
         {
             "merchant_id": ["m1", "m1"],
@@ -113,7 +107,7 @@ def test_historical_features_are_point_in_time_correct(spark: SparkSession, sett
             "merchant_amount_mean_24h": [12.5, 20.0],
         }
     )
-    write_offline_batch(spark_frame(spark, merchants, MERCHANT_SCHEMA), settings, "merchant_features", 0)
+    write_offline_part(arrow_rows(merchants), settings, "merchant_features", 0, 0)
 
     # Ask at every event time exactly, just before the next event, and days after the last one.
     first = events.groupby("card_id")["event_time"].transform("min")
@@ -157,12 +151,10 @@ def test_historical_features_are_point_in_time_correct(spark: SparkSession, sett
     )
 
 
-def test_an_entity_row_before_the_entitys_first_event_is_kept_with_nulls(
-    spark: SparkSession, settings: Settings
-) -> None:
+def test_an_entity_row_before_the_entitys_first_event_is_kept_with_nulls(settings: Settings) -> None:
     """Feast's file (Dask) store drops such a row instead of returning nulls (its TTL filter runs after the left
     merge); the DuckDB offline store this repository uses keeps it, with nulls."""
-    write_in_batches(spark, settings, card_events(cards=1, events_per_card=3, seed=4), batches=2)
+    write_in_batches(settings, card_events(cards=1, events_per_card=3, seed=4), batches=2)
     entity_df = pd.DataFrame({"card_id": ["c0"], "event_timestamp": [T0 - timedelta(days=1)]})
     store = feature_store(settings)
     result = store.get_historical_features(entity_df=entity_df, features=["card_features:card_txn_count_1h"]).to_df()
@@ -170,10 +162,10 @@ def test_an_entity_row_before_the_entitys_first_event_is_kept_with_nulls(
     assert result["card_txn_count_1h"].isna().all()
 
 
-def test_an_unknown_entity_gets_nulls(spark: SparkSession, settings: Settings) -> None:
+def test_an_unknown_entity_gets_nulls(settings: Settings) -> None:
     """With more than one Parquet file (any streaming layout) Feast's file (Dask) store fails here ("Divisions
     calculation failed"); the DuckDB offline store returns nulls for the unknown entity."""
-    write_in_batches(spark, settings, card_events(cards=1, events_per_card=3, seed=5), batches=2)
+    write_in_batches(settings, card_events(cards=1, events_per_card=3, seed=5), batches=2)
     entity_df = pd.DataFrame({"card_id": ["c0", "nobody"], "event_timestamp": [T0 + timedelta(days=2)] * 2})
     store = feature_store(settings)
     result = store.get_historical_features(entity_df=entity_df, features=["card_features:card_txn_count_1h"]).to_df()

@@ -1,0 +1,136 @@
+"""Latency from event production to score visibility, at a steady rate (a script, not a test).
+
+    .venv/bin/python benchmarks/score_latency.py [--rate 5000] [--seconds 90] [--warmup 20]
+                                                 [--trigger "500 milliseconds"] [--json out.json]
+
+Starts a private broker, registers and promotes an XGBoost model of the configured size (random data over the
+real feature names), starts the streaming job continuously (processing-time trigger), and produces live
+traffic at ``--rate`` events/s: event times are stamped from the wall clock at that rate and the producer is
+paced to match. A read_committed consumer on the scores topic records when each score becomes visible; a
+score's latency is that moment minus its event's event time (the producer sends each 0.1 s chunk when its
+first event is due, so an event may leave up to 0.1 s before its stamp: the figures are slightly low by at
+most that). Scores of events in the first ``--warmup`` seconds (Python workers starting, first batches) are
+left out of the percentiles and counted separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from confluent_kafka import Consumer
+
+from pipelines.feast_io.store import apply_repo
+from pipelines.generator.generator import GeneratorOptions
+from pipelines.kafka.client_config import consumer_config
+from pipelines.kafka.topics import admin_client, ensure_topics
+from pipelines.produce.transactions import produce_transactions
+from pipelines.serde.decoder import RecordDecoder
+from pipelines.spark.session import get_or_create_session
+from pipelines.streaming.job import start_feature_stream
+from pipelines.testing import embedded_broker
+from pipelines.testing.models import register_synthetic_model
+
+
+class ScoreWatcher(threading.Thread):
+    """Consumes the scores topic (read_committed) and records (event time, visible at) per score."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(daemon=True)
+        config = consumer_config(settings, group_id=f"latency-{time.time_ns()}")
+        config.update(
+            {"auto.offset.reset": "earliest", "isolation.level": "read_committed", "enable.auto.commit": False}
+        )
+        self.consumer = Consumer(config)
+        self.consumer.subscribe([settings.kafka.topics.scores])
+        self.decoder = RecordDecoder("scores")
+        self.seen: list[tuple[int, float]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            for message in self.consumer.consume(num_messages=5000, timeout=0.05):
+                if message.error():
+                    continue
+                visible = time.time() * 1000
+                self.seen.append((int(self.decoder.decode(message.value())["event_time"]), visible))
+        self.consumer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=5_000)
+    parser.add_argument("--seconds", type=float, default=90)
+    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--trigger", default="500 milliseconds", help="the stream's processing-time trigger")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="fs-bench-latency-") as tmp, embedded_broker(Path(tmp)) as base:
+        settings = base.model_copy(
+            update={
+                "stream": base.stream.model_copy(update={"trigger_interval": args.trigger}),
+                "spark": base.spark.model_copy(update={"master": "local[2]"}),
+            }
+        )
+        ensure_topics(admin_client(settings), settings.kafka.topics.all(), partitions=3, replication_factor=1)
+        apply_repo(settings)
+        models = settings.models
+        version = register_synthetic_model(settings, rounds=models.num_boost_round, max_depth=models.max_depth).version
+        spark = get_or_create_session(settings)
+        running = start_feature_stream(spark, settings)
+        watcher = ScoreWatcher(settings)
+        watcher.start()
+        load_before = os.getloadavg()
+        started_ms = time.time() * 1000
+        count = int(args.rate * args.seconds)
+        options = GeneratorOptions(count=count, now_ms=int(started_ms), seed=5, cards=20_000, rate=args.rate)
+        produced = produce_transactions(settings, options, labels=False)
+        deadline = time.monotonic() + 60
+        while len(watcher.seen) < produced.main.sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+        watcher.stopping.set()
+        watcher.join(10)
+        progress = running.query.lastProgress
+        running.query.stop()
+        spark.stop()
+
+    seen = np.array(watcher.seen, dtype=np.float64).reshape(-1, 2)
+    steady = seen[seen[:, 0] >= started_ms + args.warmup * 1000]
+    latency_s = (steady[:, 1] - steady[:, 0]) / 1000
+    report = {
+        "rate_events_per_s": args.rate,
+        "seconds": args.seconds,
+        "trigger": args.trigger,
+        "model_version": version,
+        "produced": produced.main.sent,
+        "produce_elapsed_s": round(produced.elapsed_s, 1),
+        "scores_seen": len(seen),
+        "scores_in_percentiles": len(steady),
+        "warmup_scores_excluded": len(seen) - len(steady),
+        "latency_s": {f"p{q}": round(float(np.percentile(latency_s, q)), 3) for q in (50, 95, 99)}
+        | {"max": round(float(latency_s.max()), 3)}
+        if len(latency_s)
+        else None,
+        "last_batch_input_rows": progress["numInputRows"] if progress else None,
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

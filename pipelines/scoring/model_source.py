@@ -34,6 +34,11 @@ class ScoringModel:
     model_bytes: bytes = field(repr=False)
     feature_names: tuple[str, ...]
     threshold: float
+    digest: str = field(init=False, repr=False)
+    """sha256 of the model bytes: what identifies the booster (two registries may both have a ``fraud_xgb`` v1)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", hashlib.sha256(self.model_bytes).hexdigest())
 
 
 def check_features(model: ScoringModel, domain: Domain) -> None:

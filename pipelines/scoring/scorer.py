@@ -32,7 +32,9 @@ SCORE_STATS_DDL = "partition int, scored long, already_delivered boolean, predic
 """Per partition: scores published, whether a replay found them delivered, the time inside XGBoost, and what the
 monitoring needs (latency and score histograms, a feature sample; JSON, null for a replay that published nothing)."""
 
-_BOOSTERS: dict[tuple[str, int], Any] = {}
+_BOOSTERS: dict[str, Any] = {}
+_BOOSTERS_KEPT = 2
+"""Production and challenger: both stay loaded in a worker that scores for both."""
 _ENCODERS: dict[str, Any] = {}
 
 
@@ -46,14 +48,15 @@ def scores_encoder(settings: Settings, topic: str) -> Any:
 
 
 def booster_for(model: ScoringModel) -> Any:
-    """The model's booster, loaded once per process (and model version)."""
-    key = (model.name, model.version)
+    """The model's booster, loaded once per process (and model)."""
+    key = model.digest  # not (name, version): another registry may hold a different model under the same number
     if key not in _BOOSTERS:
         import xgboost
 
         booster = xgboost.Booster()
         booster.load_model(bytearray(model.model_bytes))
-        _BOOSTERS.clear()  # keep one model per worker: rollouts replace, not accumulate
+        while len(_BOOSTERS) >= _BOOSTERS_KEPT:  # rollouts replace, not accumulate
+            _BOOSTERS.pop(next(iter(_BOOSTERS)))
         _BOOSTERS[key] = booster
     return _BOOSTERS[key]
 

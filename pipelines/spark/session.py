@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pipelines.config import Settings
 from pipelines.stack.jars import pyspark_jars_dir, spark_connector_jars
@@ -20,12 +21,35 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+def cluster_conf(settings: Settings, master: str) -> dict[str, str]:
+    """What a cluster master (not ``local[...]``) needs on top: executors on other hosts or in other processes.
+
+    Jars in ``spark.jars`` are served by the driver and fetched by every executor into its own work directory, and
+    the job's Python code travels pickled with its tasks, so executors need no shared filesystem for either. The
+    Python interpreter must exist on every node at the same path (here the project's virtualenv; on Kubernetes the
+    image's, see infra/k8s). For a master on loopback the driver advertises loopback too, so executors on this
+    machine can reach it whatever the host name resolves to.
+    """
+    if master.startswith("local"):
+        return {
+            # Spill and warehouse stay under the state dir, never a shared /tmp path. (A cluster manager sets
+            # each executor's scratch directories itself.)
+            "spark.local.dir": str(settings.stack.state_dir / "spark-local"),
+        }
+    conf = {"spark.executor.memory": settings.spark.executor_memory}
+    if urlsplit(master.split(",")[0]).hostname in {"127.0.0.1", "localhost", settings.stack.host}:
+        conf["spark.driver.host"] = settings.stack.host
+        conf["spark.driver.bindAddress"] = settings.stack.host
+    return conf
+
+
 def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:
     """The Spark configuration every featurestream job runs with (also used to build spark-submit flags)."""
     jars = spark_connector_jars(settings.stack.jars_dir, pyspark_jars_dir())
     python = sys.executable
+    master = master or settings.spark.master
     return {
-        "spark.master": master or settings.spark.master,
+        "spark.master": master,
         "spark.app.name": settings.spark.app_name,
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.driver.memory": settings.spark.driver_memory,
@@ -47,9 +71,8 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         # Parquet timestamps marked UTC-adjusted: Spark's default INT96 reads back zone-less, and Feast's
         # point-in-time join cannot compare that with UTC entity timestamps.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-        # Spill and warehouse stay under the state dir, never a shared /tmp path.
-        "spark.local.dir": str(settings.stack.state_dir / "spark-local"),
         "spark.sql.warehouse.dir": str(settings.stack.state_dir / "spark-warehouse"),
+        **cluster_conf(settings, master),
     }
 
 
@@ -60,6 +83,13 @@ def get_or_create_session(settings: Settings, *, master: str | None = None) -> S
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    if master is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Launched by spark-submit: its --master is the one to run on (`featurestream submit --master ...`);
+        # the settings' master would silently override it here.
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()  # connects to spark-submit's JVM, whose system properties hold --master
+        master = SparkConf().get("spark.master", None)
     Path(settings.stack.state_dir / "spark-local").mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, master=master).items():

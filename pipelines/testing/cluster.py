@@ -67,3 +67,24 @@ def embedded_redis(state_dir: Path, **overrides: object) -> Iterator[Settings]:
         yield settings
     finally:
         server.down()
+
+
+def cluster_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables that make a child process (spark-submit, the CLI) build these same settings,
+    the scale-out ones included (brokers, Redis online store, Spark ports)."""
+    from pipelines.testing import settings_environment
+
+    stack = settings.stack
+    env = {
+        **settings_environment(settings),
+        "FEATURESTREAM_STACK__BROKERS": str(stack.brokers),
+        "FEATURESTREAM_STACK__REDIS_PORT": str(stack.redis_port),
+        "FEATURESTREAM_STACK__SPARK_WORKERS": str(stack.spark_workers),
+        "FEATURESTREAM_STACK__SPARK_MASTER_PORT": str(stack.spark_master_port),
+        "FEATURESTREAM_STACK__SPARK_MASTER_WEBUI_PORT": str(stack.spark_master_webui_port),
+        "FEATURESTREAM_FEAST__ONLINE_STORE": settings.feast.online_store,
+        "FEATURESTREAM_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
+    }
+    if settings.feast.redis_connection_string is not None:
+        env["FEATURESTREAM_FEAST__REDIS_CONNECTION_STRING"] = settings.feast.redis_connection_string.get_secret_value()
+    return env

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 
 from pipelines.config import Settings
@@ -185,13 +185,16 @@ def create_app(settings: Settings, service: ScoringService | None = None) -> Fas
             503: {"description": "No usable production model, or the feature store cannot be read."},
         },
     )
-    async def score(transaction: Transaction) -> ScoreResponse:
+    async def score(transaction: Transaction) -> Response:
         """Score one transaction with the production model on its card's and merchant's online features."""
         received_at = datetime.now(UTC)
         try:
-            return app.state.service.score(transaction, received_at)
+            result: ScoreResponse = app.state.service.score(transaction, received_at)
         except FeaturestreamError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
+        # Serialized here: returned as a model, FastAPI would validate it a second time against response_model
+        # (which stays, for the OpenAPI schema).
+        return Response(content=result.model_dump_json(), media_type="application/json")
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:

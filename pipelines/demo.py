@@ -27,7 +27,7 @@ from pipelines.lookups.online import get_online_features
 from pipelines.observability.report import write_report
 from pipelines.produce.transactions import produce_transactions
 from pipelines.spark.submit import spark_submit_argv
-from pipelines.stack.kafka_broker import KafkaBroker
+from pipelines.stack.kafka_cluster import embedded_kafka
 
 
 class DemoFailedError(FeaturestreamError):
@@ -37,7 +37,7 @@ class DemoFailedError(FeaturestreamError):
 def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed: int = 42) -> None:
     started = time.monotonic()
     if settings.kafka.bootstrap_servers is None:
-        broker = KafkaBroker(settings)
+        broker = embedded_kafka(settings)  # one broker, or the cluster of stack.brokers nodes
         with console.status("starting the embedded Kafka broker ..."):
             broker.up()
         broker.create_project_topics()

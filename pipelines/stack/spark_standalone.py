@@ -159,6 +159,9 @@ class SparkStandalone:
     def worker_pid(self, name: str) -> int | None:
         return self._process(name).pid()
 
+    def master_pid(self) -> int | None:
+        return self._process("master").pid()
+
     def down(self) -> bool:
         """Stop the workers (those of an earlier, larger cluster too), then the master."""
         stopped = False

@@ -85,6 +85,8 @@ def cluster_environment(settings: Settings) -> dict[str, str]:
         "FEATURESTREAM_FEAST__ONLINE_STORE": settings.feast.online_store,
         "FEATURESTREAM_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
     }
+    if settings.stream.max_offsets_per_trigger is not None:
+        env["FEATURESTREAM_STREAM__MAX_OFFSETS_PER_TRIGGER"] = str(settings.stream.max_offsets_per_trigger)
     if settings.feast.redis_connection_string is not None:
         env["FEATURESTREAM_FEAST__REDIS_CONNECTION_STRING"] = settings.feast.redis_connection_string.get_secret_value()
     return env

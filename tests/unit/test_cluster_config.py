@@ -76,3 +76,18 @@ def test_spark_distribution_comes_from_the_pyspark_wheel() -> None:
     assert (home / "bin" / "spark-class").is_file()
     assert any(home.glob("jars/spark-core_*.jar"))
     assert render_spark_properties({"a.b": "c"}) == "a.b c\n"
+
+
+def test_submit_to_a_standalone_master_ships_jars_and_python_and_advertises_loopback(tmp_path: Path) -> None:
+    from pipelines.spark.submit import spark_submit_argv
+
+    settings = Settings(stack={"state_dir": tmp_path})
+    argv = spark_submit_argv(settings, "stream", ["--available-now"], master="spark://127.0.0.1:7077")
+    confs = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--conf")
+    assert argv[argv.index("--master") + 1] == "spark://127.0.0.1:7077"
+    assert "spark-sql-kafka-0-10" in argv[argv.index("--jars") + 1]  # served by the driver to every executor
+    assert confs["spark.executorEnv.PYSPARK_PYTHON"] == confs["spark.pyspark.python"]
+    assert confs["spark.driver.host"] == "127.0.0.1" and confs["spark.executor.memory"] == "1g"
+    assert "spark.local.dir" not in confs  # the cluster manager gives each executor its own scratch space
+    local = spark_submit_argv(settings, "stream")
+    assert any(arg.startswith("spark.local.dir=") for arg in local) and "spark.driver.host=127.0.0.1" not in local

@@ -51,6 +51,17 @@ def decode_and_validate(raw: DataFrame, domain: Domain, decoder: RecordDecoder, 
     return kafka_rows(raw).mapInPandas(stage, schema=C.decoded_schema(domain))
 
 
+_NANOSECOND_RANGE_MS = 9_200_000_000_000
+"""pandas timestamps are nanoseconds: epoch millis beyond about +-9.2e12 (year 2262) do not fit."""
+
+
+def event_times(millis: pd.Series) -> pd.Series:
+    """Epoch millis as UTC timestamps; values pandas cannot represent (only ever on rows GX already rejected)
+    become null: the dead letter keeps the original bytes and the expectation that failed."""
+    numbers = pd.to_numeric(millis, errors="coerce").astype("float64")
+    return pd.to_datetime(numbers.where(numbers.abs() < _NANOSECOND_RANGE_MS), unit="ms", utc=True)
+
+
 class DecodeValidate:
     """The ``mapInPandas`` function; picklable (decoder and suite text travel to the executors)."""
 
@@ -75,9 +86,8 @@ class DecodeValidate:
             [record if record is not None else {} for record in decoded.records],
             columns=self.event_columns,
         )
-        events[self.domain.event_time_column] = pd.to_datetime(
-            events[self.domain.event_time_column], unit="ms", utc=True
-        )
+        # GX gets the epoch millis as decoded (the engine reads any int64 at millisecond resolution, so an absurd
+        # event time is judged, not a crash); the output column is converted only after the verdicts.
         verdict = np.full(len(source), C.OK, dtype=object)
         reason = np.full(len(source), None, dtype=object)
         error = np.full(len(source), None, dtype=object)
@@ -96,6 +106,7 @@ class DecodeValidate:
                     verdict[position], reason[position], error[position] = C.DEAD_LETTER, INVALID, failed
         out: dict[str, Any] = {column: source[column].to_numpy() for column in C.SOURCE_COLUMNS}
         out.update({C.VERDICT: verdict, C.REASON: reason, C.ERROR: error})
+        events[self.domain.event_time_column] = event_times(events[self.domain.event_time_column])
         for column in self.event_columns:
             out[column] = events[column].to_numpy()
         return pd.DataFrame(out, columns=self.output_columns)

@@ -103,6 +103,7 @@ def main() -> None:
         watcher.join(10)
         progress = running.query.lastProgress
         running.query.stop()
+        running.close()
         spark.stop()
 
     seen = np.array(watcher.seen, dtype=np.float64).reshape(-1, 2)

@@ -86,6 +86,7 @@ def main() -> None:
         running = start_feature_stream(spark, settings, available_now=True)
         running.query.awaitTermination()
         wall = time.perf_counter() - started
+        running.close()
         history = running.writer.history
         driver = psutil.Process(os.getpid())
         jvm_rss = sum(child.memory_info().rss for child in driver.children(recursive=True) if "java" in child.name())

@@ -57,9 +57,16 @@ _NANOSECOND_RANGE_MS = 9_200_000_000_000
 
 def event_times(millis: pd.Series) -> pd.Series:
     """Epoch millis as UTC timestamps; values pandas cannot represent (only ever on rows GX already rejected)
-    become null: the dead letter keeps the original bytes and the expectation that failed."""
-    numbers = pd.to_numeric(millis, errors="coerce").astype("float64")
-    return pd.to_datetime(numbers.where(numbers.abs() < _NANOSECOND_RANGE_MS), unit="ms", utc=True)
+    become null: the dead letter keeps the original bytes and the expectation that failed.
+
+    Converted with numpy, not ``pd.to_datetime(unit="ms")``: pandas 2.2 raises FloatingPointError on some
+    float inputs mixing nulls and large values (seen on real batches), where a null is the right answer.
+    """
+    numbers = pd.to_numeric(millis, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    representable = np.isfinite(numbers) & (np.abs(numbers) < _NANOSECOND_RANGE_MS)
+    instants = np.where(representable, numbers, 0).astype("int64").astype("datetime64[ms]").astype("datetime64[ns]")
+    instants[~representable] = np.datetime64("NaT")
+    return pd.Series(instants, index=millis.index, copy=False).dt.tz_localize("UTC")
 
 
 class DecodeValidate:

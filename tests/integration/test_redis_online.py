@@ -248,3 +248,22 @@ def test_the_stack_server_restarts_with_its_data(redis_settings: Settings, tmp_p
     assert server.status().running is False
     assert server.up() is True  # append-only file: the data survive a restart
     assert client.get(b"featurestream-test-marker") == b"1"
+
+
+def test_stack_status_shows_the_redis_server(redis_settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
+    env = {
+        "FEATURESTREAM_STACK__STATE_DIR": str(redis_settings.stack.state_dir),
+        "FEATURESTREAM_STACK__REDIS_PORT": str(redis_settings.stack.redis_port),
+        "FEATURESTREAM_STACK__BROKER_PORT": str(redis_settings.stack.broker_port),
+        "FEATURESTREAM_STACK__CONTROLLER_PORT": str(redis_settings.stack.controller_port),
+        "FEATURESTREAM_FEAST__ONLINE_STORE": "redis",
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, ["stack", "status"], env=env)
+    assert result.exit_code == 3  # no Kafka in this stack: status says so
+    line = next(line for line in result.output.splitlines() if "redis-server" in line)
+    assert "running" in line and f"127.0.0.1:{redis_settings.stack.redis_port}" in line

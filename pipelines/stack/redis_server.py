@@ -88,8 +88,9 @@ class RedisServer:
 
     def up(self) -> bool:
         """Start unless running; wait until it answers PING. True if started now."""
-        if self.process.pid() is not None:
-            self._wait_until_ready(time.monotonic() + self.settings.stack.start_timeout_s)
+        running = self.process.pid()
+        if running is not None:
+            self._wait_until_ready(time.monotonic() + self.settings.stack.start_timeout_s, running)
             return False
         executable = find_redis_server()
         stack = self.settings.stack
@@ -104,19 +105,26 @@ class RedisServer:
         self.conf_file.write_text(
             render_redis_conf(host=stack.host, port=stack.redis_port, data_dir=data, log_file=self.log_file)
         )
-        self.process.start([executable, str(self.conf_file)], log_file=self.root / "console.out")
-        self._wait_until_ready(time.monotonic() + stack.start_timeout_s)
+        pid = self.process.start([executable, str(self.conf_file)], log_file=self.root / "console.out")
+        self._wait_until_ready(time.monotonic() + stack.start_timeout_s, pid)
         return True
 
     def down(self) -> bool:
         return self.process.stop()
 
-    def _wait_until_ready(self, deadline: float) -> None:
+    def _wait_until_ready(self, deadline: float, pid: int) -> None:
+        """PING until it answers. Liveness is checked by pid alone: while redis-server rewrites its process
+        title the command line may briefly lack the marker, and the pid file must not be dropped for that."""
+        import psutil
         import redis
 
         client = redis.Redis(host=self.settings.stack.host, port=self.settings.stack.redis_port, socket_timeout=1.0)
         while time.monotonic() < deadline:
-            if self.process.pid() is None:
+            try:
+                alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
                 raise RedisStartError(self._failure("redis-server exited during start-up"))
             try:
                 if client.ping():

@@ -42,10 +42,13 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
             broker.up()
         broker.create_project_topics()
         console.print(f"[green]1.[/] Kafka broker (KRaft) up on {broker.bootstrap_servers}")
-    apply_repo(settings)
-    console.print("[green]2.[/] Feast repository applied (card_features, merchant_features, fraud_model_v1)")
-
     now = datetime.now(UTC).replace(microsecond=0)
+    settings = fresh_run(settings, now.strftime("%Y%m%dt%H%M%S"))
+    console.print(
+        f"[green]2.[/] Feast repository applied (card_features, merchant_features, fraud_model_v1); this run's "
+        f"topics end in -{settings.stream.query_name}, its stores start empty"
+    )
+
     options = GeneratorOptions(
         count=events,
         now_ms=int(now.timestamp() * 1000),
@@ -101,9 +104,59 @@ def run_demo(settings: Settings, console: Console, *, events: int = 50_000, seed
     console.print(f"[bold green]demo done[/] in {time.monotonic() - started:.0f}s; state in {settings.stack.state_dir}")
 
 
+def fresh_run(settings: Settings, run_id: str) -> Settings:
+    """Settings for one demo run that a previous run cannot disturb: its own topics and query (so its own
+    checkpoint and watermark: a rerun's history is older than the last run's watermark and would all be late),
+    and empty feature stores (a previous run's newer online values would win the event-time guard, and its
+    offline rows would reach this run's point-in-time joins). Models stay: this run registers a new version."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from pipelines.feast_io.paths import feast_paths
+    from pipelines.feast_io.store import feature_store
+    from pipelines.kafka.topics import admin_client, ensure_topics
+
+    name = f"demo_{run_id}"
+    topics = settings.kafka.topics
+    renamed = topics.model_copy(
+        update={field: f"{getattr(topics, field)}-{name}" for field in type(topics).model_fields}
+    )
+    run = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topics": renamed}),
+            "stream": settings.stream.model_copy(update={"query_name": name}),
+        }
+    )
+    ensure_topics(
+        admin_client(run),
+        renamed.all(),
+        partitions=run.kafka.partitions,
+        replication_factor=run.kafka.replication_factor,
+    )
+    specs = apply_repo(run)
+    if run.feast.online_store == "sqlite":
+        # Rows deleted, file kept: Feast's feature server (started by `stack up`) holds it open.
+        with closing(sqlite3.connect(feast_paths(run).online_db)) as db, db:
+            for spec in specs.values():
+                db.execute(f'DELETE FROM "{spec.online_table}"')
+    else:
+        feature_store(run).teardown()  # Redis: deletes the views' keys; nothing to recreate
+    shutil.rmtree(feast_paths(run).offline_root, ignore_errors=True)
+    return run
+
+
 def _run_stream(settings: Settings) -> dict[str, Any]:
+    import os
+
+    from pipelines.testing import settings_environment
+
     completed = subprocess.run(
-        spark_submit_argv(settings, "stream", ["--available-now"]), capture_output=True, text=True, check=False
+        spark_submit_argv(settings, "stream", ["--available-now"]),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **settings_environment(settings)},
     )
     if completed.returncode != 0:
         raise DemoFailedError(f"the streaming job failed:\n{completed.stderr[-3000:]}")

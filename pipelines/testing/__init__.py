@@ -79,7 +79,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "FEATURESTREAM_STREAM__QUERY_NAME": settings.stream.query_name,
         "FEATURESTREAM_SPARK__MASTER": settings.spark.master,
     }
-    for name in ("transactions", "labels", "scores", "dead_letter", "alerts"):
+    for name in ("transactions", "labels", "scores", "shadow_scores", "dead_letter", "alerts"):
         env[f"FEATURESTREAM_KAFKA__TOPICS__{name.upper()}"] = getattr(settings.kafka.topics, name)
     if settings.kafka.bootstrap_servers:
         env["FEATURESTREAM_KAFKA__BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers

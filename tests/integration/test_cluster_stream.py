@@ -24,7 +24,6 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Settings
-from pipelines.domains import get_domain
 from pipelines.domains.card_fraud import CARD_FEATURES
 from pipelines.feast_io.paths import offline_view_path
 from pipelines.feast_io.store import apply_repo, feature_store
@@ -39,6 +38,7 @@ from pipelines.stack.spark_standalone import SparkStandalone
 from pipelines.testing import stream_settings
 from pipelines.testing.cluster import cluster_environment, cluster_settings
 from pipelines.testing.kafka import read_topic
+from pipelines.testing.models import register_synthetic_model
 
 EVENTS = 2_000
 
@@ -76,41 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def register_small_model(settings: Settings) -> None:
     """A small real XGBoost model over the domain's features, in production: the job then scores every event."""
-    import xgboost as xgb
-
-    from pipelines.models.metadata import RowCounts, TrainingSummary
-    from pipelines.models.registry import ModelRegistry
-    from pipelines.training.metrics import evaluate
-
-    names = tuple(get_domain(settings.stream.domain).feature_names)
-    rng = np.random.default_rng(0)
-    matrix = rng.gamma(2.0, 20.0, size=(1_000, len(names)))
-    labels = (matrix[:, 0] > np.quantile(matrix[:, 0], 0.9)).astype(int)
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 3},
-        xgb.DMatrix(matrix, label=labels, feature_names=list(names)),
-        10,
-    )
-    metrics = evaluate(labels, booster.inplace_predict(matrix), threshold=settings.models.alert_threshold)
-    at = datetime.now(UTC)
-    summary = TrainingSummary(
-        feature_names=names,
-        feature_service=settings.models.feature_service,
-        label_column=settings.models.label_column,
-        training_window_start=at,
-        training_window_end=at,
-        validation_start=at,
-        label_cutoff=at,
-        rows=RowCounts(train=1_000, validation=1_000, train_positives=int(labels.sum()), validation_positives=0),
-        data_fingerprint="0" * 64,
-        alert_threshold=settings.models.alert_threshold,
-        best_iteration=9,
-        params={"synthetic": True},
-        train_metrics=metrics,
-        validation_metrics=metrics,
-    )
-    registry = ModelRegistry.from_settings(settings)
-    registry.promote(registry.register(booster, summary).version)
+    register_synthetic_model(settings, promote=True)
 
 
 class Run:

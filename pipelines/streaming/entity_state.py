@@ -81,7 +81,6 @@ def compute_entity_features(
     exploded: DataFrame, domain: Domain, idle_horizon: timedelta = DEFAULT_IDLE_HORIZON
 ) -> DataFrame:
     """Apply the stateful feature function; output schema :func:`columns.entity_output_schema`."""
-    from pyspark.sql import functions as F
     from pyspark.sql.streaming.state import GroupStateTimeout
 
     update = EntityStateFunction(domain, idle_horizon)

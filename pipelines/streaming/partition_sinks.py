@@ -33,6 +33,7 @@ from pipelines.domains.base import Domain
 from pipelines.feast_io.offline import write_offline_part
 from pipelines.feast_io.online import OnlineWriter
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
+from pipelines.spark.arrow_batches import arrow_schema
 from pipelines.streaming import columns as C
 from pipelines.transforms.windows import EntityFeatureSet
 
@@ -109,7 +110,7 @@ class PartitionSinks:
         self.dead_letter_sink = dead_letter_sink
         self.batch_id = batch_id
         self.emit_scoring_rows = emit_scoring_rows
-        self.schema = _arrow_schema(domain)
+        self.schema = arrow_schema(output_schema(domain))
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
@@ -203,12 +204,6 @@ class PartitionSinks:
         clock = time.perf_counter()
         step()
         stats.seconds[name] = round(time.perf_counter() - clock, 4)
-
-
-def _arrow_schema(domain: Domain) -> pa.Schema:
-    kinds = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "double": pa.float64()}
-    fields = (part.strip().split(" ", 1) for part in output_schema(domain).split(","))
-    return pa.schema([(name, kinds[kind]) for name, kind in fields])
 
 
 def dead_letter_record(topic: str, row: dict[str, object]) -> OutgoingRecord:

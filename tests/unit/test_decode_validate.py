@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import Settings
 from pipelines.domains import get_domain
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.serde.encoder import make_encoder
+from pipelines.spark.arrow_batches import arrow_schema
 from pipelines.streaming import columns as C
 from pipelines.streaming.decode_validate import DecodeValidate
 from pipelines.validation.suite import read_suite_json
@@ -43,19 +45,22 @@ def test_an_event_time_beyond_pandas_range_next_to_an_undecodable_record_is_a_de
         b"\x00garbage",
         encoder.encode(_transaction("absurd", 2**62)),
     ]
-    source = pd.DataFrame(
+    source = pa.table(
         {
-            "src_topic": "transactions",
-            "src_partition": 0,
+            "src_topic": ["transactions"] * len(values),
+            "src_partition": [0] * len(values),
             "src_offset": range(len(values)),
-            "src_timestamp": pd.Timestamp(NOW_MS, unit="ms", tz="UTC"),
+            "src_timestamp": [datetime.fromtimestamp(NOW_MS / 1000, UTC)] * len(values),
             "src_key": [b"card-1"] * len(values),
             "src_value": values,
-        }
+        },
+        schema=arrow_schema(C.SOURCE_SCHEMA),
     )
     stage = DecodeValidate(domain, RecordDecoder.from_settings(domain.event_subject, settings), read_suite_json())
     with np.errstate(all="raise"):  # as found on Spark's Python workers: any overflow raises
-        out = stage.judge(source)
+        judged = stage.judge(source)
+    assert judged.schema == arrow_schema(C.decoded_schema(domain))  # exactly what Spark expects back
+    out = judged.to_pandas()
     assert out[C.VERDICT].tolist() == [C.OK, C.DEAD_LETTER, C.DEAD_LETTER]
     assert out[C.REASON].tolist()[1].startswith("undecodable")
     assert out[C.REASON].tolist()[2] == "invalid" and "event_time" in out[C.ERROR].tolist()[2]

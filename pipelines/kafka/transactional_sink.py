@@ -83,19 +83,22 @@ class ExactlyOnceSink:
         A new group's coordinator may still be loading (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS):
         retriable errors are retried until the timeout.
         """
-        deadline = time.monotonic() + self.timeout_s
         consumer = self._marker_consumer(partition)
         try:
-            while True:
-                try:
-                    committed = consumer.committed([TopicPartition(self.marker_topic, 0)], timeout=self.timeout_s)
-                    break
-                except KafkaException as exc:
-                    if not _transient(exc.args[0]) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            return self._last_delivered(consumer)
         finally:
             consumer.close()
+
+    def _last_delivered(self, consumer: Consumer) -> int:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                committed = consumer.committed([TopicPartition(self.marker_topic, 0)], timeout=self.timeout_s)
+                break
+            except KafkaException as exc:
+                if not _transient(exc.args[0]) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         offset = committed[0].offset
         return offset - 1 if offset >= 0 else -1
 
@@ -107,29 +110,28 @@ class ExactlyOnceSink:
                 "transaction.timeout.ms": 120_000,
             }
         )
+        consumer = self._marker_consumer(partition)  # reads the marker, then names its group in the transaction
         try:
             producer.init_transactions(self.timeout_s)  # fences an older attempt of this task, aborts its txn
-            if self.last_delivered_batch(partition) >= batch_id:
+            if self._last_delivered(consumer) >= batch_id:
                 return PartitionDelivery(self.sink_name, batch_id, partition, 0, already_delivered=True)
             producer.begin_transaction()
             count = 0
             for record in records:
                 self._produce(producer, record)
                 count += 1
-            consumer = self._marker_consumer(partition)
-            try:
-                producer.send_offsets_to_transaction(
-                    [TopicPartition(self.marker_topic, 0, batch_id + 1)],
-                    consumer.consumer_group_metadata(),
-                    self.timeout_s,
-                )
-            finally:
-                consumer.close()
+            producer.send_offsets_to_transaction(
+                [TopicPartition(self.marker_topic, 0, batch_id + 1)],
+                consumer.consumer_group_metadata(),
+                self.timeout_s,
+            )
             producer.commit_transaction(self.timeout_s)
         except KafkaException as exc:
             raise DeliveryError(
                 f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: {exc.args[0].str()}"
             ) from exc
+        finally:
+            consumer.close()
         return PartitionDelivery(self.sink_name, batch_id, partition, count, already_delivered=False)
 
     def _produce(self, producer: Producer, record: OutgoingRecord) -> None:

@@ -63,10 +63,7 @@ class ProductionModel:
             if model.version not in self._services:
                 registry = ModelRegistry.from_settings(self.settings)
                 self._services[model.version] = registry.version(model.version).metadata.training.feature_service
-            # Loaded now, not on the first request. One thread: a request scores one row, for which XGBoost's OpenMP
-            # threads cost more than they save (1.8 -> 1.3 ms per /score here) and spin against the other servers
-            # for the cores. Only this process's cached booster is set; the stream's executors are other processes.
-            booster_for(model).set_param({"nthread": 1})
+            booster_for(model)  # loaded now (one predict thread, see booster_for), not on the first request
             self.problem = None
             return model
 

@@ -1,6 +1,7 @@
 """Score one partition of a micro-batch and publish its scores in one exactly-once transaction.
 
-Runs in ``mapInArrow`` on the executors. The booster is loaded once per Python worker process and model
+Runs inside a ``mapInArrow`` function on the executors (the streaming job's
+:class:`~pipelines.streaming.scoring_pass.ScoringPass`). The booster is loaded once per Python worker process and model
 version (a module-level cache: workers are reused across batches), and predictions use XGBoost's
 ``inplace_predict`` on the whole partition's feature matrix, built column by column from Arrow in the model's
 feature order.
@@ -9,7 +10,6 @@ feature order.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,15 +19,6 @@ from pipelines.config import Settings
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
 from pipelines.scoring.model_source import ScoringModel
 
-SCORE_STATS = pa.schema(
-    [
-        ("partition", pa.int32()),
-        ("scored", pa.int64()),
-        ("already_delivered", pa.bool_()),
-        ("predict_seconds", pa.float64()),
-        ("observations", pa.string()),
-    ]
-)
 SCORE_STATS_DDL = "partition int, scored long, already_delivered boolean, predict_seconds double, observations string"
 """Per partition: scores published, whether a replay found them delivered, the time inside XGBoost, and what the
 monitoring needs (latency and score histograms, a feature sample; JSON, null for a replay that published nothing)."""
@@ -76,7 +67,8 @@ def score_matrix(model: ScoringModel, table: pa.Table) -> np.ndarray:
 
 
 class ScorePublisher:
-    """``mapInArrow`` function: score a partition, publish it to the scores topic exactly once."""
+    """Score a partition's events and publish them to a scores topic exactly once (one transaction per
+    (batch, partition)); picklable, it travels to the executors inside the ``mapInArrow`` function."""
 
     def __init__(
         self, settings: Settings, model: ScoringModel, sink: ExactlyOnceSink, batch_id: int, topic: str | None = None
@@ -87,16 +79,17 @@ class ScorePublisher:
         self.batch_id = batch_id
         self.topic = topic or settings.kafka.topics.scores
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        partition = context.partitionId() if context is not None else 0
-        materialised = [batch for batch in batches if batch.num_rows]
-        if not materialised:  # an empty partition: nothing to publish, no transaction
-            yield pa.RecordBatch.from_pylist([], schema=SCORE_STATS)
-            return
-        table = pa.Table.from_batches(materialised)
+    def publish(self, table: pa.Table, partition: int) -> dict[str, Any]:
+        """Score ``table`` (one row per event: event_id, card_id, event_time_ms and the model's features) and
+        publish; returns the partition's :data:`SCORE_STATS_DDL` row. An empty partition opens no transaction."""
+        if table.num_rows == 0:
+            return {
+                "partition": partition,
+                "scored": 0,
+                "already_delivered": False,
+                "predict_seconds": 0.0,
+                "observations": None,
+            }
         clock = time.perf_counter()
         scores = score_matrix(self.model, table)
         predict_seconds = time.perf_counter() - clock
@@ -136,15 +129,10 @@ class ScorePublisher:
             features = {name: table.column(name).to_numpy(zero_copy_only=False) for name in self.model.feature_names}
             published_at = int(time.time() * 1000)
             observations = observe_partition(event_ms, published_at, scores, features, seed=partition).to_json()
-        yield pa.RecordBatch.from_pylist(
-            [
-                {
-                    "partition": partition,
-                    "scored": delivery.records,
-                    "already_delivered": delivery.already_delivered,
-                    "predict_seconds": predict_seconds,
-                    "observations": observations,
-                }
-            ],
-            schema=SCORE_STATS,
-        )
+        return {
+            "partition": partition,
+            "scored": delivery.records,
+            "already_delivered": delivery.already_delivered,
+            "predict_seconds": predict_seconds,
+            "observations": observations,
+        }

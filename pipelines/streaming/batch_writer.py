@@ -1,13 +1,13 @@
-"""The ``foreachBatch`` step: one pass over the micro-batch writes everything, then the scores.
+"""The ``foreachBatch`` step: one Spark job per micro-batch writes everything, then scores.
 
 Only this step does I/O; it reads the stateful stage's output once. Every write runs on the executors
 (:class:`~pipelines.streaming.partition_sinks.PartitionSinks` in ``mapInArrow``): dead letters to Kafka exactly
 once, offline Parquet per (view, batch, partition), each entity's latest event to the guarded online store. The
 driver collects one small statistics row per partition.
 
-When a production model is registered, the pass also emits each valid (event, entity) row's features, slim; the
-scorer joins an event's card and merchant rows and publishes its score exactly once
-(:class:`~pipelines.scoring.scorer.ScorePublisher`).
+When a production model is registered, the write pass also emits each valid (event, entity) row's features, slim;
+in the same job they are shuffled by event, paired and scored, and the scores published exactly once
+(:class:`~pipelines.streaming.scoring_pass.ScoringPass`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pipelines.domains.base import Domain
 from pipelines.feast_io.online import OnlineWriter
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
 from pipelines.scoring.model_source import ModelSource, ScoringModel
-from pipelines.scoring.scorer import SCORE_STATS_DDL, ScorePublisher
-from pipelines.streaming import columns as C
+from pipelines.scoring.scorer import ScorePublisher
 from pipelines.streaming.partition_sinks import STATS, PartitionSinks, PartitionStats, output_schema
+from pipelines.streaming.scoring_pass import OUTPUT_DDL, PARTITION_KEY, ROLE, SECONDS, ScoringModelRole, ScoringPass
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame, Row
 
     from pipelines.observability.batch_observations import PartitionObservations
     from pipelines.observability.observer import StreamObserver
@@ -55,10 +55,11 @@ class BatchRecord:
     replayed_partitions: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Driver wall time: ``features_and_writes`` (read, decode, validate, entity state and every write, one Spark
-    job) and ``scoring`` (join, predict, publish)."""
+    """Driver wall time of the batch's one Spark job: ``features_and_writes`` (read, decode, validate, entity state
+    and every write) or, with a model, ``features_writes_and_scoring`` (the same, then shuffle, predict, publish)."""
     sink_seconds: dict[str, float] = field(default_factory=dict)
-    """Executor wall time per sink, summed over partitions (runs inside ``features_and_writes``)."""
+    """Executor wall time per sink, summed over partitions; with a model also ``predict`` (inside XGBoost) and
+    ``scoring_pass`` (the scoring pass's whole time, shuffle read included)."""
     newest_event_ms: dict[str, int] = field(default_factory=dict)
     """Per feature view, the newest event time written (epoch ms): the freshness of the online store."""
 
@@ -129,25 +130,22 @@ class BatchWriter:
             batch_id,
             emit_scoring_rows=model is not None,
         )
-        from pyspark.sql import functions as F
-
         passed = batch.mapInArrow(sinks, output_schema(self.domain))  # type: ignore[arg-type]
-        if model is not None:
-            passed = passed.persist()  # slim rows only: the scorer reads them, the writes must not run twice
         observations: list[PartitionObservations] = []
-        try:
-            clock = time.perf_counter()
-            for row in passed.where(F.col(STATS).isNotNull()).select(STATS).collect():
+        if model is None:
+            for row in passed.collect():
                 record.add(PartitionStats.from_json(row[STATS]))
-            record.stage_seconds["features_and_writes"] = round(time.perf_counter() - clock, 3)
-            if model is not None:
-                clock = time.perf_counter()
-                rows = passed.where(F.col(STATS).isNull())
-                observations = self._score(rows, batch_id, model, challenger, record)
-                record.stage_seconds["scoring"] = round(time.perf_counter() - clock, 3)
-        finally:
-            if model is not None:
-                passed.unpersist()
+            record.stage_seconds["features_and_writes"] = round(time.perf_counter() - started, 3)
+        else:
+            scored = self._scoring_pass(passed, batch_id, model, challenger)
+            for row in scored.collect():
+                if row[STATS] is not None:
+                    record.add(PartitionStats.from_json(row[STATS]))
+                else:
+                    self._add_scores(record, row, observations)
+            record.model_version = model.version
+            record.challenger_version = challenger.version if challenger is not None else None
+            record.stage_seconds["features_writes_and_scoring"] = round(time.perf_counter() - started, 3)
         record.seconds = round(time.perf_counter() - started, 3)
         self.history.append(record)
         self._log(record, model, observations)
@@ -170,66 +168,35 @@ class BatchWriter:
             self.observer.metrics.set_feature_freshness(view, newest_ms / 1000)
         self.observer.after_batch(record, merge_observations(parts) if parts else None)
 
-    def _score(
-        self,
-        rows: DataFrame,
-        batch_id: int,
-        model: ScoringModel,
-        challenger: ScoringModel | None,
-        record: BatchRecord,
-    ) -> list[PartitionObservations]:
-        """Score every valid event with the production model and publish the scores exactly once; the same
-        for the challenger (shadow) model, if one is set, to its own topic.
+    def _scoring_pass(
+        self, passed: DataFrame, batch_id: int, model: ScoringModel, challenger: ScoringModel | None
+    ) -> DataFrame:
+        """The write pass's output shuffled by event and scored (:class:`ScoringPass`), in the same Spark job.
 
-        Each event's card row and merchant row are joined by source coordinates; the join's hash partitioning is
-        the same on a replay (same input, fixed shuffle partitions), so partition ids stay stable for the sink.
+        The shuffle's hash partitioning is the same on a replay (same rows, fixed partition count), so the
+        partition ids that key the exactly-once transactions name the same events again.
         """
         from pyspark.sql import functions as F
 
         assert self.score_sink is not None
-        key = [F.col("src_partition"), F.col("src_offset")]
-        first, *others = self.domain.entities
+        models = [ScoringModelRole("production", ScorePublisher(self.settings, model, self.score_sink, batch_id))]
+        if challenger is not None and self.shadow_sink is not None:
+            topic = self.settings.kafka.topics.shadow_scores
+            shadow = ScorePublisher(self.settings, challenger, self.shadow_sink, batch_id, topic)
+            models.append(ScoringModelRole("challenger", shadow))
+        by_event = passed.repartition(self.settings.spark.shuffle_partitions, *[F.col(c) for c in PARTITION_KEY])
+        return by_event.mapInArrow(ScoringPass(self.domain, models), OUTPUT_DDL)  # type: ignore[arg-type]
 
-        def rows_of(entity: str, *columns: Column) -> DataFrame:
-            return rows.where(F.col(C.ENTITY) == entity).select(*key, *columns)
+    @staticmethod
+    def _add_scores(record: BatchRecord, row: Row, observations: list[PartitionObservations]) -> None:
+        """Fold one (partition, model) row of the scoring pass into the batch record."""
+        from pipelines.observability.batch_observations import PartitionObservations
 
-        wanted = set(model.feature_names) | set(challenger.feature_names if challenger else ())
-
-        def model_features(names: list[str]) -> list[Column]:
-            return [F.col(name) for name in names if name in wanted]
-
-        joined = rows_of(
-            first.entity,
-            F.col("event_id"),
-            F.col(C.ENTITY_ID).alias("card_id"),
-            F.col(C.EVENT_TIME_MS).alias("event_time_ms"),
-            *model_features(first.feature_names),
-        )
-        for features in others:
-            joined = joined.join(
-                rows_of(features.entity, *model_features(features.feature_names)), ["src_partition", "src_offset"]
-            )
-        if challenger is not None:
-            joined = joined.persist()
-        try:
-            from pipelines.observability.batch_observations import PartitionObservations
-
-            observations = []
-            publish = ScorePublisher(self.settings, model, self.score_sink, batch_id)
-            for row in joined.mapInArrow(publish, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
-                record.scored += row["scored"]
-                if row["observations"]:
-                    observations.append(PartitionObservations.from_json(row["observations"]))
-                predict = record.sink_seconds.get("predict", 0.0) + row["predict_seconds"]
-                record.sink_seconds["predict"] = round(predict, 3)
-            record.model_version = model.version
-            if challenger is not None and self.shadow_sink is not None:
-                topic = self.settings.kafka.topics.shadow_scores
-                shadow = ScorePublisher(self.settings, challenger, self.shadow_sink, batch_id, topic)
-                for row in joined.mapInArrow(shadow, SCORE_STATS_DDL).collect():  # type: ignore[arg-type]
-                    record.shadow_scored += row["scored"]
-                record.challenger_version = challenger.version
-        finally:
-            if challenger is not None:
-                joined.unpersist()
-        return observations
+        if row[ROLE] == "challenger":
+            record.shadow_scored += row["scored"]
+            return
+        record.scored += row["scored"]
+        if row["observations"]:
+            observations.append(PartitionObservations.from_json(row["observations"]))
+        for sink, seconds in (("predict", row["predict_seconds"]), ("scoring_pass", row[SECONDS])):
+            record.sink_seconds[sink] = round(record.sink_seconds.get(sink, 0.0) + seconds, 3)

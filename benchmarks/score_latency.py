@@ -29,6 +29,7 @@ import platform
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,33 @@ def warm_up(settings: Any, watcher: ScoreWatcher, events: int, rate: float) -> f
     return round(time.perf_counter() - clock, 1)
 
 
+def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float) -> dict[str, Any]:
+    """Medians over the micro-batches that ran after the timed traffic started: rows, the trigger's time split
+    (Spark's own bookkeeping vs the foreachBatch step), the state operator's commit time and size, and the
+    foreachBatch step's executor time per sink."""
+    timed = [p for p in progress if datetime.fromisoformat(p["timestamp"]).timestamp() * 1000 >= started_ms]
+    if not timed:
+        return {}
+    ids = {p["batchId"] for p in timed}
+    records = [r for r in history if r.batch_id in ids]
+
+    def median(values: list[float]) -> float:
+        return round(float(np.median(values)), 3) if values else 0.0
+
+    state = [p["stateOperators"][0] for p in timed if p.get("stateOperators")]
+    sinks = sorted({name for r in records for name in r.sink_seconds})
+    return {
+        "count": len(timed),
+        "median_input_rows": median([p["numInputRows"] for p in timed]),
+        "median_trigger_s": median([p["durationMs"].get("triggerExecution", 0) / 1000 for p in timed]),
+        "median_add_batch_s": median([p["durationMs"].get("addBatch", 0) / 1000 for p in timed]),
+        "median_state_commit_s": median([s.get("commitTimeMs", 0) / 1000 for s in state]),
+        "median_state_rows": median([s.get("numRowsTotal", 0) for s in state]),
+        "median_state_memory_mb": median([s.get("memoryUsedBytes", 0) / 2**20 for s in state]),
+        "median_executor_s_per_sink": {n: median([r.sink_seconds.get(n, 0.0) for r in records]) for n in sinks},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=5_000)
@@ -133,6 +161,7 @@ def main() -> None:
         watcher.stopping.set()
         watcher.join(10)
         progress = running.query.lastProgress
+        batches = batch_profile(running.query.recentProgress, running.writer.history, started_ms)
         running.query.stop()
         running.close()
         spark.stop()
@@ -159,6 +188,7 @@ def main() -> None:
         if len(latency_s)
         else None,
         "last_batch_input_rows": progress["numInputRows"] if progress else None,
+        "timed_batches": batches,
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

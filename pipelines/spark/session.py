@@ -65,6 +65,8 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         "spark.pyspark.driver.python": python,
         "spark.executorEnv.PYSPARK_PYTHON": python,
         "spark.executorEnv.PYARROW_IGNORE_TIMEZONE": "1",
+        # Workers import pyspark from the virtualenv, not from the zip Spark ships (see the module's docstring).
+        "spark.python.daemon.module": "pipelines.spark.worker_daemon",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),

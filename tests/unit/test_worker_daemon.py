@@ -1,22 +1,40 @@
-"""Which sys.path entries the worker daemon drops."""
+"""Which sys.path entries and cached importers the worker daemon drops."""
 
 from __future__ import annotations
 
+import zipfile
+import zipimport
 from pathlib import Path
 
 import pyspark
 
-from pipelines.spark.worker_daemon import without_spark_zips
+from pipelines.spark.worker_daemon import drop_stale_zip_importers, without_spark_archives
 
 SPARK_LIB = Path(pyspark.__file__).parent / "python" / "lib"
+SPARK_CORE_JAR = str(Path(pyspark.__file__).parent / "jars" / "spark-core_2.13-4.0.0.jar")
 
 
-def test_spark_zips_go_when_pyspark_is_installed() -> None:
+def test_spark_archives_go_when_pyspark_is_installed() -> None:
     site = str(Path(pyspark.__file__).parent.parent)
-    path = [str(SPARK_LIB / "pyspark.zip"), str(SPARK_LIB / "py4j-0.10.9.9-src.zip"), site, "/jobs/deps.zip"]
-    assert without_spark_zips(path) == [site, "/jobs/deps.zip"]  # a user's own zip stays
+    path = [str(SPARK_LIB / "pyspark.zip"), str(SPARK_LIB / "py4j-0.10.9.9-src.zip"), SPARK_CORE_JAR, site]
+    assert without_spark_archives([*path, "/jobs/deps.zip"]) == [site, "/jobs/deps.zip"]  # a user's zip stays
 
 
 def test_nothing_goes_when_pyspark_lives_only_in_the_zip() -> None:
-    path = [str(SPARK_LIB / "pyspark.zip"), "/nowhere"]
-    assert without_spark_zips(path) == path
+    path = [str(SPARK_LIB / "pyspark.zip"), SPARK_CORE_JAR, "/nowhere"]
+    assert without_spark_archives(path) == path
+
+
+def test_importers_of_archives_off_the_path_are_forgotten(tmp_path: Path) -> None:
+    kept, dropped = tmp_path / "kept.zip", tmp_path / "dropped.jar"
+    for archive in (kept, dropped):
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("pkg/__init__.py", "")
+    cache: dict[str, object] = {
+        str(kept): zipimport.zipimporter(str(kept)),
+        str(dropped): zipimport.zipimporter(str(dropped)),
+        f"{dropped}/pkg": zipimport.zipimporter(f"{dropped}/pkg"),
+        "/some/dir": None,
+    }
+    drop_stale_zip_importers(cache, [str(kept), "/some/dir"])
+    assert sorted(cache) == sorted([str(kept), "/some/dir"])

@@ -20,6 +20,7 @@ batches (:func:`pipelines.validation.spark.validate_batches_for_spark` joins Spa
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Mapping
@@ -193,8 +194,14 @@ class SuiteValidator:
 
 @lru_cache(maxsize=8)
 def get_validator(suite_json: str | None = None) -> SuiteValidator:
-    """The process-wide validator for a suite (the transactions suite when ``suite_json`` is None)."""
-    return SuiteValidator(suite_json if suite_json is not None else _default_suite_json())
+    """The process-wide validator for a suite (the transactions suite when ``suite_json`` is None).
+
+    The GX context and everything it loaded live as long as the process: they are moved out of the garbage
+    collector's scans (``gc.freeze``), since pyspark runs a full collection after every task of a Spark worker.
+    """
+    validator = SuiteValidator(suite_json if suite_json is not None else _default_suite_json())
+    gc.freeze()
+    return validator
 
 
 def loaded_suite(suite_json: str | None = None) -> LoadedSuite:

@@ -112,6 +112,25 @@ def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float
         "median_state_rows": median([s.get("numRowsTotal", 0) for s in state]),
         "median_state_memory_mb": median([s.get("memoryUsedBytes", 0) / 2**20 for s in state]),
         "median_executor_s_per_sink": {n: median([r.sink_seconds.get(n, 0.0) for r in records]) for n in sinks},
+        "first_and_last": state_growth(timed[0], timed[-1]),
+    }
+
+
+def state_growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, list[float]]:
+    """The first and the last timed batch side by side: whether a batch costs more as the state grows.
+
+    Each state bucket holds its entities' whole window of history and is rewritten whenever one of them has an
+    event, so a batch's cost follows the state's size, not only its own row count.
+    """
+
+    def state_mb(progress: dict[str, Any]) -> float:
+        operators = progress.get("stateOperators") or [{}]
+        return round(operators[0].get("memoryUsedBytes", 0) / 2**20, 1)
+
+    return {
+        "input_rows": [first["numInputRows"], last["numInputRows"]],
+        "add_batch_s": [first["durationMs"].get("addBatch", 0) / 1000, last["durationMs"].get("addBatch", 0) / 1000],
+        "state_memory_mb": [state_mb(first), state_mb(last)],
     }
 
 

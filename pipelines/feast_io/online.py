@@ -132,13 +132,3 @@ def latest_per_entity(spec: ViewSpec, table: pa.Table) -> tuple[pa.Table, np.nda
         same_entity_as_next &= sorted_codes[1:] == sorted_codes[:-1]
     keep = order[np.append(~same_entity_as_next, True)]
     return table.take(pa.array(keep)), event_us[keep]
-
-
-def python_values(column: pa.ChunkedArray) -> list[object]:
-    """A column as Python scalars, nulls as None (or NaN for floats: encoders treat both as null).
-
-    Going through NumPy is several times faster than Arrow's ``to_pylist`` where no null forces objects.
-    """
-    fast = pa.types.is_floating(column.type) or (column.null_count == 0 and pa.types.is_integer(column.type))
-    values: list[object] = column.to_numpy().tolist() if fast else column.to_pylist()
-    return values

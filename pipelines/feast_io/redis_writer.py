@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp  # type: ignore[import-untyped]  # no stubs installed
 
+from pipelines.arrow_values import python_values
 from pipelines.feast_io.codec import encode_entity_keys, encode_values
 from pipelines.feast_io.errors import FeastIOError, FeatureRowsError
 from pipelines.feast_io.online import (
@@ -39,7 +40,6 @@ from pipelines.feast_io.online import (
     WriteStats,
     latest_per_entity,
     normalized,
-    python_values,
 )
 from pipelines.feast_io.redis_connection import RedisConnection, redis_connection
 from pipelines.feast_io.sqlite_writer import check_supported
@@ -211,7 +211,7 @@ class RedisOnlineWriter(OnlineWriter):
         join_key = spec.join_keys[0]
         keys = [
             key + self.project
-            for key in encode_entity_keys(join_key, spec.join_key_types[0], latest.column(join_key).to_pylist())
+            for key in encode_entity_keys(join_key, spec.join_key_types[0], python_values(latest.column(join_key)))
         ]
         values = [encode_values(f.dtype, python_values(latest.column(f.name))) for f in spec.features]
         written = self._guarded_write(

@@ -29,6 +29,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from pipelines.arrow_values import python_values
 from pipelines.feast_io.codec import (
     ENTITY_KEY_TYPES,
     VALUE_ENCODERS,
@@ -44,7 +45,6 @@ from pipelines.feast_io.online import (
     WriteStats,
     latest_per_entity,
     normalized,
-    python_values,
 )
 from pipelines.feast_io.paths import feast_paths
 from pipelines.feast_io.views import ViewSpec, spec_for, view_specs
@@ -178,7 +178,7 @@ class SqliteOnlineWriter(OnlineWriter):
 
         seconds = feast_event_seconds(event_us)
         guard_us = seconds * 1_000_000 + (event_us - truncated_seconds(event_us) * 1_000_000)
-        key_column = latest.column(spec.join_keys[0]).to_pylist()
+        key_column = python_values(latest.column(spec.join_keys[0]))
         keys = encode_entity_keys(spec.join_keys[0], spec.join_key_types[0], key_column)
         values = [encode_values(f.dtype, python_values(latest.column(f.name))) for f in spec.features]
         # Sorted by entity key, the merge walks Feast's primary-key index in order instead of at random.

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipelines.arrow_values import python_values
 from pipelines.config import Settings
 from pipelines.kafka.transactional_sink import ExactlyOnceSink, OutgoingRecord
 from pipelines.scoring.model_source import ScoringModel
@@ -96,9 +97,9 @@ class ScorePublisher:
         topic = self.topic
         encoder = scores_encoder(self.settings, topic)
         scored_at = int(time.time() * 1000)
-        event_ids = table.column("event_id").to_pylist()
-        card_ids = table.column("card_id").to_pylist()
-        event_ms = table.column("event_time_ms").to_pylist()
+        event_ids = python_values(table.column("event_id"))
+        card_ids = python_values(table.column("card_id"))
+        event_ms = python_values(table.column("event_time_ms"))
         alerts = (scores >= self.model.threshold).tolist()
         name, version = self.model.name, str(self.model.version)
         values = encoder.encode_many(

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.arrow_values import python_values
 from pipelines.domains.base import Domain
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.arrow_batches import arrow_schema, joined_tables
@@ -94,7 +95,7 @@ class DecodeValidate:
 
     def judge(self, source: pa.Table) -> pa.Table:
         """Decode and validate one chunk of source rows (pure given the decoder and suite)."""
-        decoded = self.decoder.decode_batch(source.column("src_value").to_pylist())
+        decoded = self.decoder.decode_batch(python_values(source.column("src_value")))
         events = pd.DataFrame.from_records(
             [record if record is not None else {} for record in decoded.records],
             columns=self.event_columns,

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from pipelines.domains.base import Domain
 from pipelines.streaming import columns as C
+from pipelines.transforms.history_codec import decode_history, encode_history
 from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features
 
 if TYPE_CHECKING:
@@ -120,8 +120,6 @@ class EntityStateFunction:
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
         self.output_columns = C.column_names(C.stateful_output_schema(domain))
-        self.numeric = list(dict.fromkeys(c for f in domain.entities for c in f.numeric_columns))
-        self.category = list(dict.fromkeys(c for f in domain.entities for c in f.category_columns))
 
     def __call__(self, key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
         entity = key[0]
@@ -154,39 +152,11 @@ class EntityStateFunction:
     def _load(self, state: Any, features: EntityFeatureSet) -> EntityHistory:
         if not state.exists:
             return EntityHistory.empty(features)
-        stored = state.get
-        times = np.frombuffer(bytes(stored[1]), dtype="<i8")
-        numeric = dict(zip(self.numeric, stored[2 : 2 + len(self.numeric)], strict=True))
-        category = dict(zip(self.category, stored[2 + len(self.numeric) :], strict=True))
-        return EntityHistory(
-            keys=_unpack_strings(stored[0], len(times)),
-            times_ms=times,
-            numeric={c: np.frombuffer(bytes(numeric[c]), dtype="<f8") for c in features.numeric_columns},
-            categories={c: _unpack_strings(category[c], len(times)) for c in features.category_columns},
-        )
+        return decode_history(bytes(state.get[0]), features)
 
     def _save(self, state: Any, history: EntityHistory) -> None:
-        size = len(history)
-        state.update(
-            (
-                _pack_strings(history.keys),
-                history.times_ms.astype("<i8").tobytes(),
-                *[history.numeric.get(c, np.zeros(size)).astype("<f8").tobytes() for c in self.numeric],
-                *[_pack_strings(history.categories.get(c, [""] * size)) for c in self.category],
-            )
-        )
+        state.update((encode_history(history),))
 
     def _output(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Rows in the exact output schema order; features of other entity types are null."""
         return rows.reindex(columns=self.output_columns)
-
-
-_SEPARATOR = "\x1f"  # ASCII unit separator: not expected inside entity ids or categories
-
-
-def _pack_strings(values: Any) -> str:
-    return _SEPARATOR.join(str(v) for v in values)
-
-
-def _unpack_strings(packed: str, size: int) -> np.ndarray:
-    return np.array(packed.split(_SEPARATOR) if size else [], dtype=object)

@@ -70,6 +70,9 @@ def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, st
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
+        # Each commit writes a changelog of the batch's updates instead of flushing RocksDB and uploading new
+        # SST files; snapshots are taken in the background (measured: state commit 0.29 -> 0.09 s per batch).
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         # Parquet timestamps marked UTC-adjusted: Spark's default INT96 reads back zone-less, and Feast's
         # point-in-time join cannot compare that with UTC entity timestamps.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",

@@ -113,6 +113,31 @@ def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float
         "median_state_memory_mb": median([s.get("memoryUsedBytes", 0) / 2**20 for s in state]),
         "median_executor_s_per_sink": {n: median([r.sink_seconds.get(n, 0.0) for r in records]) for n in sinks},
         "first_and_last": state_growth(timed[0], timed[-1]),
+        "add_batch_fit": add_batch_fit(timed),
+    }
+
+
+def add_batch_fit(timed: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Least squares: addBatch seconds = fixed + per_row x the batch's rows + per_held x events already held.
+
+    Events held are the input rows of the earlier timed batches (within the 24 h window, none is forgotten
+    during a run); the warm-up events are left out, a constant absorbed by ``fixed``. ``per_held_event_us`` is
+    what each event in the state costs every later batch: the figure that says whether the state design scales.
+    """
+    if len(timed) < 4:
+        return None
+    rows = np.array([p["numInputRows"] for p in timed], dtype=np.float64)
+    held = np.concatenate([[0.0], np.cumsum(rows)[:-1]])
+    seconds = np.array([p["durationMs"].get("addBatch", 0) / 1000 for p in timed])
+    design = np.column_stack([np.ones_like(rows), rows, held])
+    (fixed, per_row, per_held), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    residual = seconds - design @ np.array([fixed, per_row, per_held])
+    return {
+        "fixed_s": round(float(fixed), 3),
+        "per_row_us": round(float(per_row) * 1e6, 2),
+        "per_held_event_us": round(float(per_held) * 1e6, 3),
+        "residual_rms_s": round(float(np.sqrt(np.mean(residual**2))), 3),
+        "held_events_at_end": int(held[-1] + rows[-1]),
     }
 
 

@@ -9,12 +9,20 @@ read_committed consumers therefore see every record exactly once.
 
 The marker needs no extra topic: it is an offset commit on partition 0 of a topic the sink writes to, under a
 group nobody consumes with.
+
+A Python worker keeps its (producer, marker consumer) pair per transactional id for the next batch
+(:class:`ClientCache`): a fresh transactional producer costs ~60 ms to connect and initialise, and often ~0.5 s
+more when librdkafka's producer-id request races its broker connection and waits for its retry timer (measured
+on this machine, every other batch). Another worker delivering the same partition later fences the kept
+producer; the kept producer notices at the first coordinator call of its next transaction (the marker offsets,
+sent before any record) and is replaced by a fresh one, which fences in turn and re-reads the marker.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,8 +44,47 @@ _TRANSIENT_CODES = {
 }
 
 
+_FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
 def _transient(error: KafkaError) -> bool:
     return bool(error.retriable()) or error.code() in _TRANSIENT_CODES
+
+
+@dataclass
+class TransactionalClients:
+    """A transactional producer (initialised) and the consumer that reads and names its marker group."""
+
+    producer: Producer
+    consumer: Consumer
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class ClientCache:
+    """Per-process clients by (bootstrap servers, transactional id); the least recently used beyond ``capacity``
+    are closed, so a long-lived worker serving many short-lived sinks (tests, restarts) holds few clients."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._clients: OrderedDict[tuple[str, str], TransactionalClients] = OrderedDict()
+
+    def take(self, key: tuple[str, str]) -> TransactionalClients | None:
+        """The kept clients (removed from the cache while in use), or None."""
+        return self._clients.pop(key, None)
+
+    def keep(self, key: tuple[str, str], clients: TransactionalClients) -> None:
+        self._clients[key] = clients
+        while len(self._clients) > self.capacity:
+            _, evicted = self._clients.popitem(last=False)
+            evicted.close()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+
+_WORKER_CLIENTS = ClientCache()
 
 
 class OutgoingRecord(NamedTuple):
@@ -63,6 +110,10 @@ class PartitionDelivery:
 
 class DeliveryError(FeaturestreamError):
     """A transaction could not be committed; the task fails and Spark retries it (nothing is half-visible)."""
+
+
+class _FencedError(Exception):
+    """A kept producer was fenced by a newer one with the same transactional id (internal: retried fresh)."""
 
 
 class ExactlyOnceSink:
@@ -107,6 +158,16 @@ class ExactlyOnceSink:
 
     def deliver(self, batch_id: int, partition: int, records: Iterable[OutgoingRecord]) -> PartitionDelivery:
         """Publish the records and the batch marker atomically, unless this batch was delivered before."""
+        batch = records if isinstance(records, Sequence) else list(records)  # a fenced attempt sends them again
+        key = (str(producer_config(self.settings).get("bootstrap.servers")), self.transactional_id(partition))
+        kept = _WORKER_CLIENTS.take(key)
+        try:
+            delivery = self._deliver(kept or self._new_clients(partition), batch_id, partition, batch, key)
+        except _FencedError:  # another worker took over this partition's transactional id since: fence it back
+            delivery = self._deliver(self._new_clients(partition), batch_id, partition, batch, key)
+        return delivery
+
+    def _new_clients(self, partition: int) -> TransactionalClients:
         producer = Producer(
             {
                 **producer_config(self.settings, transactional_id=self.transactional_id(partition)),
@@ -116,26 +177,47 @@ class ExactlyOnceSink:
         consumer = self._marker_consumer(partition)  # reads the marker, then names its group in the transaction
         try:
             producer.init_transactions(self.timeout_s)  # fences an older attempt of this task, aborts its txn
+        except KafkaException as exc:
+            consumer.close()
+            raise DeliveryError(
+                f"{self.sink_name}: partition {partition}: transactions not initialised: {exc.args[0].str()}"
+            ) from exc
+        return TransactionalClients(producer, consumer)
+
+    def _deliver(
+        self,
+        clients: TransactionalClients,
+        batch_id: int,
+        partition: int,
+        records: Sequence[OutgoingRecord],
+        key: tuple[str, str],
+    ) -> PartitionDelivery:
+        producer, consumer = clients.producer, clients.consumer
+        try:
             if self._last_delivered(consumer) >= batch_id:
+                _WORKER_CLIENTS.keep(key, clients)
                 return PartitionDelivery(self.sink_name, batch_id, partition, 0, already_delivered=True)
             producer.begin_transaction()
-            count = 0
-            for record in records:
-                self._produce(producer, record)
-                count += 1
+            # The marker first: its coordinator round trip finds out, before any record is sent, whether another
+            # worker has fenced this producer since the last batch.
             producer.send_offsets_to_transaction(
                 [TopicPartition(self.marker_topic, 0, batch_id + 1)],
                 consumer.consumer_group_metadata(),
                 self.timeout_s,
             )
+            for record in records:
+                self._produce(producer, record)
             producer.commit_transaction(self.timeout_s)
         except KafkaException as exc:
+            clients.close()  # never reused: a new producer's init_transactions aborts whatever this one left open
+            error = exc.args[0]
+            if error.code() in _FENCED_CODES:
+                raise _FencedError from exc
             raise DeliveryError(
-                f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: {exc.args[0].str()}"
+                f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: {error.str()}"
             ) from exc
-        finally:
-            consumer.close()
-        return PartitionDelivery(self.sink_name, batch_id, partition, count, already_delivered=False)
+        _WORKER_CLIENTS.keep(key, clients)
+        return PartitionDelivery(self.sink_name, batch_id, partition, len(records), already_delivered=False)
 
     def _produce(self, producer: Producer, record: OutgoingRecord) -> None:
         while True:

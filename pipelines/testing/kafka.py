@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from pipelines.config import Settings
 from pipelines.kafka.client_config import consumer_config
@@ -22,7 +23,7 @@ def read_topic(settings: Settings, topic: str, *, read_committed: bool = True, t
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         messages = []
         for partition in sorted(partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
@@ -40,3 +41,17 @@ def read_topic(settings: Settings, topic: str, *, read_committed: bool = True, t
         return messages
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """The partition's low and high offsets, retried while its leadership moves (a broker just restarted and
+    the cluster is electing it back: NOT_LEADER_FOR_PARTITION is retriable and passes within seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

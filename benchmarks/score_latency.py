@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/score_latency.py [--rate 5000] [--seconds 90] [--warmup 20] [--warm-events 2000]
                                                  [--trigger "500 milliseconds"] [--min-partitions N]
-                                                 [--shuffle-partitions N] [--json out.json]
+                                                 [--shuffle-partitions N] [--state-buckets N] [--json out.json]
 
 Starts a private broker, registers and promotes an XGBoost model of the configured size (random data over the
 real feature names), starts the streaming job continuously (processing-time trigger), and produces live
@@ -17,7 +17,7 @@ A streaming job runs for days, so its start-up is not its latency: before the ti
 events are produced and the script waits for their scores (Python workers started, GX and the model loaded,
 state store open); set it to 0 to include the cold start. ``--min-partitions`` and ``--shuffle-partitions``
 override ``stream.min_partitions`` and ``spark.shuffle_partitions``: fewer tasks cost less per batch, which is
-what small, frequent batches pay.
+what small, frequent batches pay. ``--state-buckets`` overrides ``stream.state_buckets``.
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--trigger", default="500 milliseconds", help="the stream's processing-time trigger")
     parser.add_argument("--min-partitions", type=int, help="stream.min_partitions (Kafka tasks per batch)")
     parser.add_argument("--shuffle-partitions", type=int, help="spark.shuffle_partitions (state and scoring tasks)")
+    parser.add_argument("--state-buckets", type=int, help="stream.state_buckets (state groups per entity type)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -178,6 +179,8 @@ def main() -> None:
             stream["min_partitions"] = args.min_partitions
         if args.shuffle_partitions:
             spark_update["shuffle_partitions"] = args.shuffle_partitions
+        if args.state_buckets:
+            stream["state_buckets"] = args.state_buckets
         settings = base.model_copy(
             update={
                 "stream": base.stream.model_copy(update=stream),
@@ -219,6 +222,7 @@ def main() -> None:
         "trigger": args.trigger,
         "min_partitions": settings.stream.min_partitions or "3 x cores",
         "shuffle_partitions": settings.spark.shuffle_partitions,
+        "state_buckets": settings.stream.state_buckets,
         "warm_events": args.warm_events,
         "warm_up_seconds": warm_seconds,
         "model_version": version,

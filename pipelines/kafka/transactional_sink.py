@@ -20,6 +20,8 @@ sent before any record) and is replaced by a fresh one, which fences in turn and
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -45,6 +47,26 @@ _TRANSIENT_CODES = {
 
 
 _FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+_FENCED_TEXT = "fenced by a newer instance"
+_LIBRDKAFKA_LOG = logging.getLogger("featurestream.kafka.librdkafka")
+
+
+class ProducerLog:
+    """A sink producer's librdkafka log lines, through Python logging (served by ``poll``).
+
+    librdkafka reports a producer fenced by a newer one with the same transactional id at its FATAL level. For
+    this sink that is the fencing working as designed (a kept producer whose partition another worker has
+    delivered since, or a zombie attempt of a retried task), so it is logged at INFO; every other line keeps its
+    level.
+    """
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        if level > logging.INFO and any(_FENCED_TEXT in str(arg) for arg in args):
+            level = logging.INFO
+        _LIBRDKAFKA_LOG.log(level, fmt, *args)
+
+
+_PRODUCER_LOG = ProducerLog()
 
 
 def _transient(error: KafkaError) -> bool:
@@ -59,7 +81,15 @@ class TransactionalClients:
     consumer: Consumer
 
     def close(self) -> None:
+        serve_logs(self.producer)
         self.consumer.close()
+
+
+def serve_logs(producer: Producer) -> None:
+    """Hand the producer's queued log lines to :class:`ProducerLog`. A producer in a fatal state (fenced) raises
+    its error again from ``poll``; the caller is already handling that error."""
+    with contextlib.suppress(KafkaException):
+        producer.poll(0)
 
 
 class ClientCache:
@@ -172,7 +202,8 @@ class ExactlyOnceSink:
             {
                 **producer_config(self.settings, transactional_id=self.transactional_id(partition)),
                 "transaction.timeout.ms": 120_000,
-            }
+            },
+            logger=_PRODUCER_LOG,
         )
         consumer = self._marker_consumer(partition)  # reads the marker, then names its group in the transaction
         try:
@@ -216,6 +247,7 @@ class ExactlyOnceSink:
             raise DeliveryError(
                 f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: {error.str()}"
             ) from exc
+        serve_logs(producer)
         _WORKER_CLIENTS.keep(key, clients)
         return PartitionDelivery(self.sink_name, batch_id, partition, len(records), already_delivered=False)
 

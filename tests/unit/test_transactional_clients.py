@@ -1,10 +1,14 @@
-"""The per-worker cache of transactional clients: bounded, least recently used closed first."""
+"""The per-worker cache of transactional clients (bounded, least recently used closed first), and the sink
+producers' log: a fenced producer is the fencing working, not a fatal error in the executor's log."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
-from pipelines.kafka.transactional_sink import ClientCache, TransactionalClients
+import pytest
+
+from pipelines.kafka.transactional_sink import ClientCache, ProducerLog, TransactionalClients
 
 
 class _Closeable:
@@ -14,10 +18,13 @@ class _Closeable:
     def close(self) -> None:
         self.closed = True
 
+    def poll(self, timeout: float) -> int:
+        return 0
+
 
 def _clients() -> tuple[TransactionalClients, _Closeable]:
     consumer = _Closeable()
-    return TransactionalClients(producer=cast(Any, object()), consumer=cast(Any, consumer)), consumer
+    return TransactionalClients(producer=cast(Any, _Closeable()), consumer=cast(Any, consumer)), consumer
 
 
 def test_taken_clients_leave_the_cache_until_kept_again() -> None:
@@ -37,3 +44,20 @@ def test_least_recently_kept_clients_are_closed_beyond_capacity() -> None:
     assert len(cache) == 2
     assert [consumer.closed for _, consumer in made] == [True, False, False]
     assert cache.take(("b", "t0")) is None
+
+
+def test_a_fenced_producer_logs_at_info_and_other_lines_keep_their_level(caplog: pytest.LogCaptureFixture) -> None:
+    log = ProducerLog()
+    with caplog.at_level(logging.DEBUG, logger="featurestream.kafka.librdkafka"):
+        log.log(
+            logging.CRITICAL,
+            "%s [%s] %s",
+            "FATAL",
+            "producer-3",
+            "Fatal error: Local: This instance has been fenced by a newer instance",
+        )
+        log.log(logging.ERROR, "%s [%s] %s", "FAIL", "producer-3", "Connect to ipv4#127.0.0.1:1 failed")
+    assert [(r.levelno, r.getMessage().split(" ")[0]) for r in caplog.records] == [
+        (logging.INFO, "FATAL"),
+        (logging.ERROR, "FAIL"),
+    ]

@@ -225,7 +225,7 @@ def stage_breakdown(spark: SparkSession, settings: Settings, tmp: Path, full: di
 
     def state() -> DataFrame:
         exploded = explode_entities(decoded(), domain, stream.watermark_delay, stream.state_buckets)
-        return compute_entity_features(exploded, domain, timedelta(days=stream.idle_entity_days))
+        return compute_entity_features(exploded, domain, timedelta(days=stream.idle_entity_days), stream.state_buckets)
 
     cuts: dict[str, Callable[[], DataFrame]] = {
         "read": lambda: kafka_rows(raw()),

@@ -78,12 +78,16 @@ def explode_entities(
 
 
 def compute_entity_features(
-    exploded: DataFrame, domain: Domain, idle_horizon: timedelta = DEFAULT_IDLE_HORIZON
+    exploded: DataFrame,
+    domain: Domain,
+    idle_horizon: timedelta = DEFAULT_IDLE_HORIZON,
+    state_buckets: int = DEFAULT_STATE_BUCKETS,
 ) -> DataFrame:
-    """Apply the stateful feature function; output schema :func:`columns.entity_output_schema`."""
+    """Apply the stateful feature function; output schema :func:`columns.entity_output_schema`.
+    ``state_buckets`` must be the count ``exploded`` was bucketed with (:func:`explode_entities`)."""
     from pyspark.sql.streaming.state import GroupStateTimeout
 
-    update = EntityStateFunction(domain, idle_horizon)
+    update = EntityStateFunction(domain, idle_horizon, state_buckets)
     stateful = exploded.groupBy(C.ENTITY, C.STATE_BUCKET).applyInPandasWithState(
         update,  # type: ignore[arg-type]  # a callable object; pyspark's stub wants a plain function
         outputStructType=C.stateful_output_schema(domain),
@@ -116,9 +120,10 @@ def unpack_payload(stateful: DataFrame, domain: Domain) -> DataFrame:
 class EntityStateFunction:
     """The function Spark calls per (entity type, bucket) group; picklable, holds only declarations."""
 
-    def __init__(self, domain: Domain, idle_horizon: timedelta) -> None:
+    def __init__(self, domain: Domain, idle_horizon: timedelta, state_buckets: int = DEFAULT_STATE_BUCKETS) -> None:
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
+        self.state_buckets = state_buckets
         self.output_columns = C.column_names(C.stateful_output_schema(domain))
 
     def __call__(self, key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
@@ -152,10 +157,10 @@ class EntityStateFunction:
     def _load(self, state: Any, features: EntityFeatureSet) -> EntityHistory:
         if not state.exists:
             return EntityHistory.empty(features)
-        return decode_history(bytes(state.get[0]), features)
+        return decode_history(bytes(state.get[0]), features, state_buckets=self.state_buckets)
 
     def _save(self, state: Any, history: EntityHistory) -> None:
-        state.update((encode_history(history),))
+        state.update((encode_history(history, state_buckets=self.state_buckets),))
 
     def _output(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Rows in the exact output schema order; features of other entity types are null."""

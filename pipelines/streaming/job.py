@@ -110,7 +110,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         raw, domain, RecordDecoder.from_settings(domain.event_subject, settings), read_suite_json()
     )
     exploded = explode_entities(decoded, domain, stream.watermark_delay, stream.state_buckets)
-    features = compute_entity_features(exploded, domain, timedelta(days=stream.idle_entity_days))
+    features = compute_entity_features(exploded, domain, timedelta(days=stream.idle_entity_days), stream.state_buckets)
 
     identity = sink_identity(checkpoint)
     dead_letters = ExactlyOnceSink(settings, f"{stream.query_name}-{identity}-dlq", topics.dead_letter)

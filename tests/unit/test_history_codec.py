@@ -17,6 +17,8 @@ from pipelines.transforms.history_codec import (
 )
 from pipelines.transforms.windows import EntityFeatureSet, EntityHistory
 
+BUCKETS = 64
+
 
 def _card_history(keys: list[str], merchants: list[str | None]) -> EntityHistory:
     size = len(keys)
@@ -42,13 +44,17 @@ def _assert_same(decoded: EntityHistory, original: EntityHistory, features: Enti
 
 def test_card_history_round_trips_exactly() -> None:
     history = _card_history(["card-1", "card-1", "card-2", "card-3"], ["mrc-9", "mrc-9", "mrc-1", "mrc-9"])
-    _assert_same(decode_history(encode_history(history), CARD_FEATURES), history, CARD_FEATURES)
+    _assert_same(
+        decode_history(encode_history(history, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS),
+        history,
+        CARD_FEATURES,
+    )
 
 
 def test_empty_history_round_trips() -> None:
     for features in (CARD_FEATURES, MERCHANT_FEATURES):
         empty = EntityHistory.empty(features)
-        decoded = decode_history(encode_history(empty), features)
+        decoded = decode_history(encode_history(empty, state_buckets=BUCKETS), features, state_buckets=BUCKETS)
         assert len(decoded) == 0
         _assert_same(decoded, empty, features)
 
@@ -56,14 +62,18 @@ def test_empty_history_round_trips() -> None:
 def test_any_string_survives_including_separators_unicode_and_nulls() -> None:
     awkward = ["a\x1fb", "", "ünïcødé 🃏", "a,b;c"]
     history = _card_history(awkward, [awkward[3], None, awkward[0], awkward[2]])
-    _assert_same(decode_history(encode_history(history), CARD_FEATURES), history, CARD_FEATURES)
+    _assert_same(
+        decode_history(encode_history(history, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS),
+        history,
+        CARD_FEATURES,
+    )
 
 
 def test_repeated_strings_are_stored_once() -> None:
     """The point of the format: a held event costs its codes, not its strings again."""
     size = 10_000
     history = _card_history(["card-0000001"] * size, ["mrc-000001", "mrc-000002"] * (size // 2))
-    per_event = len(encode_history(history)) / size
+    per_event = len(encode_history(history, state_buckets=BUCKETS)) / size
     assert per_event < 8 + 8 + 4 + 4 + 1  # time, amount, two int32 codes, a little framing
 
 
@@ -81,12 +91,16 @@ def test_merchant_history_round_trips(rows: list[tuple[str, int, float]]) -> Non
         numeric={"amount": np.array([r[2] for r in rows], dtype=np.float64)},
         categories={},
     )
-    _assert_same(decode_history(encode_history(history), MERCHANT_FEATURES), history, MERCHANT_FEATURES)
+    _assert_same(
+        decode_history(encode_history(history, state_buckets=BUCKETS), MERCHANT_FEATURES, state_buckets=BUCKETS),
+        history,
+        MERCHANT_FEATURES,
+    )
 
 
 def test_value_of_the_old_format_is_refused_clearly() -> None:
     with pytest.raises(HistoryFormatError, match="new checkpoint"):
-        decode_history(b"card-1\x1fcard-2", CARD_FEATURES)
+        decode_history(b"card-1\x1fcard-2", CARD_FEATURES, state_buckets=BUCKETS)
 
 
 def test_stream_without_the_format_marker_is_refused() -> None:
@@ -95,7 +109,7 @@ def test_stream_without_the_format_marker_is_refused() -> None:
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     with pytest.raises(HistoryFormatError, match="format None"):
-        decode_history(bytes(sink.getvalue()), CARD_FEATURES)
+        decode_history(bytes(sink.getvalue()), CARD_FEATURES, state_buckets=BUCKETS)
 
 
 def test_history_lacking_a_column_the_features_read_is_refused() -> None:
@@ -106,9 +120,15 @@ def test_history_lacking_a_column_the_features_read_is_refused() -> None:
         categories={},
     )
     with pytest.raises(HistoryFormatError, match="merchant_id"):
-        decode_history(encode_history(merchant_only), CARD_FEATURES)
+        decode_history(encode_history(merchant_only, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS)
 
 
 def test_format_marker_is_written() -> None:
-    stream = pa.ipc.open_stream(pa.py_buffer(encode_history(EntityHistory.empty(CARD_FEATURES))))
+    stream = pa.ipc.open_stream(pa.py_buffer(encode_history(EntityHistory.empty(CARD_FEATURES), state_buckets=BUCKETS)))
     assert FORMAT_KEY in (stream.schema.metadata or {})
+
+
+def test_state_written_with_another_bucket_count_is_refused_with_both_counts() -> None:
+    history = _card_history(["card-1"], ["mrc-1"])
+    with pytest.raises(HistoryFormatError, match=r"state_buckets=64, the job now has 16.*back to 64"):
+        decode_history(encode_history(history, state_buckets=64), CARD_FEATURES, state_buckets=16)

@@ -99,6 +99,7 @@ def main() -> None:
             {
                 "events": args.events,
                 "max_offsets_per_trigger": args.batch,
+                "state_buckets": settings.stream.state_buckets,
                 "scored": args.score,
                 "driver_python_rss_mb": round(driver.memory_info().rss / 2**20),
                 "driver_jvm_rss_mb": round(jvm_rss / 2**20),

@@ -252,7 +252,11 @@ class StreamSettings(_Frozen):
     watermark_delay: str = Field(default="10 minutes", description="How late an event may be before it is late.")
     idle_entity_days: float = Field(default=30.0, gt=0, description="Forget an entity idle this long (event time).")
     state_buckets: int = Field(
-        default=64, ge=1, description="State groups per entity type; each holds the histories of many entities."
+        default=16,
+        ge=1,
+        description="State groups per entity type; each holds the histories of many entities. Fewer groups cost "
+        "less per micro-batch (pyspark's per-group overhead), more spread the state over more tasks; fixed for a "
+        "checkpoint (a changed count is refused).",
     )
 
 

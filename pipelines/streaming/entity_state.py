@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 DEFAULT_IDLE_HORIZON = timedelta(days=30)
-DEFAULT_STATE_BUCKETS = 64
+DEFAULT_STATE_BUCKETS = 16
 
 
 def explode_entities(

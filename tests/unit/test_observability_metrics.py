@@ -299,3 +299,35 @@ def test_two_pipelines_in_one_process_do_not_collide() -> None:
     )
     assert b'query="a"' in first.exposition()
     assert b'query="a"' not in second.exposition()
+
+
+def test_feast_imported_before_the_metrics_does_not_make_pipelines_share_counts() -> None:
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR; if prometheus_client came after it, every registry would
+    share one value per name and labels, and a second job (or test) would expose the first one's counts too.
+
+    Run in a fresh interpreter: in this one, whichever module imported prometheus_client first already decided;
+    and without the variable, which an earlier test's Feast import may have left in this process's environment.
+    """
+    import os
+    import subprocess
+    import sys
+
+    multiprocess = {"PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR", "prometheus_multiproc_dir"}
+    env = {name: value for name, value in os.environ.items() if name not in multiprocess}
+
+    script = (
+        "import warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import pipelines  # as any of our modules does, before Feast\n"
+        "import feast\n"
+        "from pipelines.observability.metrics import RECORDS_READ, PipelineMetrics\n"
+        "first, second = PipelineMetrics('features'), PipelineMetrics('features')\n"
+        "first.records_read.labels('features').inc(5)\n"
+        "second.records_read.labels('features').inc(1)\n"
+        "print(second.registry.get_sample_value(RECORDS_READ, {'query': 'features'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1.0"

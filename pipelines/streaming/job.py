@@ -25,6 +25,7 @@ from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.kafka_source import read_kafka_stream
 from pipelines.spark.session import checkpoint_dir
 from pipelines.streaming.batch_writer import BatchWriter
+from pipelines.streaming.checkpoint_layout import check_state_layout
 from pipelines.streaming.decode_validate import decode_and_validate
 from pipelines.streaming.entity_state import compute_entity_features, explode_entities
 from pipelines.validation.suite import read_suite_json
@@ -96,6 +97,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         replication_factor=settings.kafka.replication_factor,
     )
     checkpoint = checkpoint_dir(settings, JOB_NAME, stream.query_name)
+    check_state_layout(checkpoint, stream.state_buckets)
     batch_log = settings.stack.state_dir / "runs" / stream.query_name / "batches.jsonl"
 
     raw = read_kafka_stream(

@@ -1,0 +1,31 @@
+"""A checkpoint keeps the state bucket count it was started with; another count is refused before any batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import ConfigurationError
+from pipelines.streaming.checkpoint_layout import LAYOUT_FILE, check_state_layout
+
+
+def test_a_new_checkpoint_records_the_count_and_a_restart_with_it_passes(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "stream" / "features"
+    check_state_layout(checkpoint, 16)
+    assert json.loads((checkpoint / LAYOUT_FILE).read_text()) == {"state_buckets": 16}
+    check_state_layout(checkpoint, 16)
+
+
+def test_a_restart_with_another_count_is_refused_naming_both(tmp_path: Path) -> None:
+    check_state_layout(tmp_path, 16)
+    with pytest.raises(ConfigurationError, match=r"state_buckets=16, this start has 64.*back to 16"):
+        check_state_layout(tmp_path, 64)
+    assert json.loads((tmp_path / LAYOUT_FILE).read_text()) == {"state_buckets": 16}  # the record stays
+
+
+def test_a_used_checkpoint_without_a_record_is_left_to_the_state_codec(tmp_path: Path) -> None:
+    (tmp_path / "offsets").mkdir()  # Spark has planned batches here: the count it ran with is unknown
+    check_state_layout(tmp_path, 16)
+    assert not (tmp_path / LAYOUT_FILE).exists()

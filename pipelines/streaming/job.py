@@ -90,14 +90,14 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     stream = settings.stream
     domain = get_domain(stream.domain)
     topics = settings.kafka.topics
+    checkpoint = checkpoint_dir(settings, JOB_NAME, stream.query_name)
+    check_state_layout(checkpoint, stream.state_buckets)  # a configuration error before touching Kafka
     ensure_topics(
         admin_client(settings),
         [topics.transactions, topics.dead_letter, topics.scores, topics.shadow_scores],
         partitions=settings.kafka.partitions,
         replication_factor=settings.kafka.replication_factor,
     )
-    checkpoint = checkpoint_dir(settings, JOB_NAME, stream.query_name)
-    check_state_layout(checkpoint, stream.state_buckets)
     batch_log = settings.stack.state_dir / "runs" / stream.query_name / "batches.jsonl"
 
     raw = read_kafka_stream(

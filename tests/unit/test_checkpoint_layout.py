@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from pipelines.config import Settings
 from pipelines.errors import ConfigurationError
+from pipelines.spark.session import checkpoint_dir
 from pipelines.streaming.checkpoint_layout import LAYOUT_FILE, check_state_layout
+from pipelines.streaming.job import JOB_NAME, start_feature_stream
 
 
 def test_a_new_checkpoint_records_the_count_and_a_restart_with_it_passes(tmp_path: Path) -> None:
@@ -29,3 +33,10 @@ def test_a_used_checkpoint_without_a_record_is_left_to_the_state_codec(tmp_path:
     (tmp_path / "offsets").mkdir()  # Spark has planned batches here: the count it ran with is unknown
     check_state_layout(tmp_path, 16)
     assert not (tmp_path / LAYOUT_FILE).exists()
+
+
+def test_the_stream_job_refuses_a_changed_count_before_touching_kafka(tmp_path: Path) -> None:
+    settings = Settings(stack={"state_dir": tmp_path, "broker_port": 1})  # type: ignore[arg-type]  # no broker
+    check_state_layout(checkpoint_dir(settings, JOB_NAME, settings.stream.query_name), 64)
+    with pytest.raises(ConfigurationError, match="state_buckets=64"):
+        start_feature_stream(cast(Any, None), settings)

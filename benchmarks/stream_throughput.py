@@ -1,6 +1,6 @@
 """Throughput of the streaming feature job, broker included, Spark local[2] (a script, not a test).
 
-    .venv/bin/python benchmarks/stream_throughput.py [--events 600000] [--batch 200000] [--score]
+    .venv/bin/python benchmarks/stream_throughput.py [--events 1600000] [--batch 400000] [--score]
                                                       [--stage-breakdown] [--json out.json]
 
 Starts a private broker (a temporary state dir, free ports), produces generated traffic first (not timed),
@@ -59,8 +59,8 @@ if TYPE_CHECKING:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=600_000)
-    parser.add_argument("--batch", type=int, default=200_000, help="maxOffsetsPerTrigger")
+    parser.add_argument("--events", type=int, default=1_600_000)
+    parser.add_argument("--batch", type=int, default=400_000, help="maxOffsetsPerTrigger (the job's default)")
     parser.add_argument("--cards", type=int, default=20_000)
     parser.add_argument("--score", action="store_true", help="score every event with a registered model")
     parser.add_argument("--stage-breakdown", action="store_true", help="also time the query cut after each stage")

@@ -194,7 +194,13 @@ class ExactlyOnceSink:
         try:
             delivery = self._deliver(kept or self._new_clients(partition), batch_id, partition, batch, key)
         except _FencedError:  # another worker took over this partition's transactional id since: fence it back
-            delivery = self._deliver(self._new_clients(partition), batch_id, partition, batch, key)
+            try:
+                delivery = self._deliver(self._new_clients(partition), batch_id, partition, batch, key)
+            except _FencedError as exc:  # fenced again at once: another attempt of this task runs concurrently
+                raise DeliveryError(
+                    f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: a concurrent attempt "
+                    "with the same transactional id fenced this one (Spark retries the task)"
+                ) from exc
         return delivery
 
     def _new_clients(self, partition: int) -> TransactionalClients:

@@ -4,11 +4,21 @@ producers' log: a fenced producer is the fencing working, not a fatal error in t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from pipelines.kafka.transactional_sink import ClientCache, ProducerLog, TransactionalClients
+from pipelines.config import Settings
+from pipelines.kafka.transactional_sink import (
+    ClientCache,
+    DeliveryError,
+    ExactlyOnceSink,
+    PartitionDelivery,
+    ProducerLog,
+    TransactionalClients,
+    _FencedError,
+)
 
 
 class _Closeable:
@@ -61,3 +71,22 @@ def test_a_fenced_producer_logs_at_info_and_other_lines_keep_their_level(caplog:
         (logging.INFO, "FATAL"),
         (logging.ERROR, "FAIL"),
     ]
+
+
+def test_a_delivery_fenced_again_after_the_fresh_retry_fails_as_a_delivery_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept producer fenced, then its fresh replacement fenced at once (a concurrent attempt of the task): the
+    task fails with the sink's own error, which Spark retries, not with the internal fencing signal."""
+    sink = ExactlyOnceSink(Settings(stack={"state_dir": tmp_path}), "scores", "marker")  # type: ignore[arg-type]
+    attempts: list[object] = []
+
+    def fenced(self: ExactlyOnceSink, clients: object, *args: object) -> PartitionDelivery:
+        attempts.append(clients)
+        raise _FencedError
+
+    monkeypatch.setattr(ExactlyOnceSink, "_deliver", fenced)
+    monkeypatch.setattr(ExactlyOnceSink, "_new_clients", lambda self, partition: f"fresh-{partition}")
+    with pytest.raises(DeliveryError, match="concurrent attempt"):
+        sink.deliver(3, 1, [])
+    assert attempts == ["fresh-1", "fresh-1"]  # nothing kept in this test process: fresh, then fresh again

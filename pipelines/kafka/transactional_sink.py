@@ -147,7 +147,8 @@ class _FencedError(Exception):
 
 
 class ExactlyOnceSink:
-    """Construct on the executor (it holds only settings and names; clients are made per delivery)."""
+    """Construct on the executor (it holds only settings and names; the clients live in the worker's
+    :class:`ClientCache`)."""
 
     def __init__(self, settings: Settings, sink_name: str, marker_topic: str, timeout_s: float = 60.0) -> None:
         self.settings = settings
@@ -187,20 +188,23 @@ class ExactlyOnceSink:
         return offset - 1 if offset >= 0 else -1
 
     def deliver(self, batch_id: int, partition: int, records: Iterable[OutgoingRecord]) -> PartitionDelivery:
-        """Publish the records and the batch marker atomically, unless this batch was delivered before."""
+        """Publish the records and the batch marker atomically, unless this batch was delivered before; the
+        clients that did it are kept for this partition's next batch in this worker."""
         batch = records if isinstance(records, Sequence) else list(records)  # a fenced attempt sends them again
         key = (str(producer_config(self.settings).get("bootstrap.servers")), self.transactional_id(partition))
-        kept = _WORKER_CLIENTS.take(key)
+        clients = _WORKER_CLIENTS.take(key) or self._new_clients(partition)
         try:
-            delivery = self._deliver(kept or self._new_clients(partition), batch_id, partition, batch, key)
+            delivery = self._deliver(clients, batch_id, partition, batch)
         except _FencedError:  # another worker took over this partition's transactional id since: fence it back
+            clients = self._new_clients(partition)
             try:
-                delivery = self._deliver(self._new_clients(partition), batch_id, partition, batch, key)
+                delivery = self._deliver(clients, batch_id, partition, batch)
             except _FencedError as exc:  # fenced again at once: another attempt of this task runs concurrently
                 raise DeliveryError(
                     f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: a concurrent attempt "
                     "with the same transactional id fenced this one (Spark retries the task)"
                 ) from exc
+        _WORKER_CLIENTS.keep(key, clients)
         return delivery
 
     def _new_clients(self, partition: int) -> TransactionalClients:
@@ -227,12 +231,11 @@ class ExactlyOnceSink:
         batch_id: int,
         partition: int,
         records: Sequence[OutgoingRecord],
-        key: tuple[str, str],
     ) -> PartitionDelivery:
+        """One attempt with ``clients``; on a Kafka error they are closed (never reused)."""
         producer, consumer = clients.producer, clients.consumer
         try:
             if self._last_delivered(consumer) >= batch_id:
-                _WORKER_CLIENTS.keep(key, clients)
                 return PartitionDelivery(self.sink_name, batch_id, partition, 0, already_delivered=True)
             producer.begin_transaction()
             # The marker first: its coordinator round trip finds out, before any record is sent, whether another
@@ -254,7 +257,6 @@ class ExactlyOnceSink:
                 f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: {error.str()}"
             ) from exc
         serve_logs(producer)
-        _WORKER_CLIENTS.keep(key, clients)
         return PartitionDelivery(self.sink_name, batch_id, partition, len(records), already_delivered=False)
 
     def _produce(self, producer: Producer, record: OutgoingRecord) -> None:

@@ -2,6 +2,11 @@
 
 ``down`` must stop only what ``up`` started: a pid file alone is not proof (pids are reused), so a recorded
 process counts as ours only if its command line still carries the marker we launched it with.
+
+Right after ``Popen`` returns, the child's command line can still read as empty: the parent resumes once the
+child's exec has released the old image, before the kernel has set up the new one's arguments. A check in that
+moment must wait for the arguments, not conclude the process is someone else's (it did, and a restarted broker was
+reported as "exited during start-up" while it ran on, its pid file deleted).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+EXEC_SETTLE_S = 2.0
+"""How long an empty command line (a child still in exec) is waited out before the process counts as not ours."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class ManagedProcess:
         try:
             process = psutil.Process(pid)
             alive = process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-            ours = alive and any(self.cmdline_marker in part for part in process.cmdline())
+            ours = alive and any(self.cmdline_marker in part for part in command_line(process))
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             ours = False
         if not ours:
@@ -73,6 +81,16 @@ class ManagedProcess:
             process.wait(timeout=10)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def command_line(process: psutil.Process, settle_s: float = EXEC_SETTLE_S) -> list[str]:
+    """The process's arguments, waiting out the empty command line of a child whose exec is not finished."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        arguments = process.cmdline()
+        if arguments or time.monotonic() >= deadline:
+            return arguments
+        time.sleep(0.005)
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -4,6 +4,9 @@ import socket
 import sys
 from pathlib import Path
 
+import psutil
+import pytest
+
 from pipelines.stack.processes import ManagedProcess, free_port, port_in_use, tail
 
 
@@ -30,6 +33,26 @@ def test_managed_process_starts_identifies_and_stops_only_its_own(tmp_path: Path
     assert process.pid() is None
     assert not process.pid_file.exists()
     assert not process.stop()
+
+
+def test_a_child_still_in_exec_is_not_taken_for_someone_elses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel shows an empty command line while the child's exec sets up its new image: wait, don't delete."""
+    marker = f"in-exec-{tmp_path.name}"
+    process = ManagedProcess("sleeper", tmp_path / "sleeper.pid", marker)
+    pid = process.start([sys.executable, "-c", "import time; time.sleep(60)", marker], log_file=tmp_path / "out.log")
+    real_cmdline = psutil.Process.cmdline
+    reads = iter(range(1_000))
+
+    def cmdline_in_exec(self: psutil.Process) -> list[str]:
+        return [] if next(reads) < 3 else real_cmdline(self)
+
+    monkeypatch.setattr(psutil.Process, "cmdline", cmdline_in_exec)
+    try:
+        assert process.pid() == pid
+        assert process.pid_file.exists()
+    finally:
+        monkeypatch.undo()
+        process.stop(timeout_s=10)
 
 
 def test_stale_pid_file_is_ignored(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ then runs the real job (`start_feature_stream`, trigger availableNow, ``maxOffse
 reports events/s over all batches, over the batches after the first (Python workers warm) and over the warm
 full batches (the input's last few records usually make a tiny batch of their own: a steady stream's rate is
 the full batches'), each batch's records and seconds, the driver's memory (JVM and Python RSS) and the
-executors' time per sink.
+executors' time per sink, and the CPU seconds each component (broker, Spark's JVM, Python workers, the driver's
+Python) spent while the job ran (Spark's query start included), also per event.
 
 ``--score`` registers and promotes an XGBoost model first (trained on random data over the real feature names:
 its quality is irrelevant here, its size is the configured one), so every valid event is also scored and
@@ -45,12 +46,14 @@ from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.kafka_source import read_kafka_stream
 from pipelines.spark.session import get_or_create_session
+from pipelines.stack.kafka_broker import KafkaBroker
 from pipelines.streaming.batch_writer import BatchRecord
 from pipelines.streaming.decode_validate import decode_and_validate, kafka_rows
 from pipelines.streaming.entity_state import compute_entity_features, explode_entities
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import embedded_broker
 from pipelines.testing.models import register_synthetic_model
+from pipelines.testing.process_cpu import CpuMeter
 from pipelines.validation.suite import read_suite_json
 
 if TYPE_CHECKING:
@@ -84,15 +87,20 @@ def main() -> None:
 
         spark = get_or_create_session(settings)
         load_before = os.getloadavg()
+        meter = CpuMeter(broker_pid=KafkaBroker(settings).status().pid)
+        meter.start()
         started = time.perf_counter()
         running = start_feature_stream(spark, settings, available_now=True)
         running.query.awaitTermination()
         wall = time.perf_counter() - started
+        cpu = meter.stop()
         running.close()
         history = running.writer.history
         driver = psutil.Process(os.getpid())
         jvm_rss = sum(child.memory_info().rss for child in driver.children(recursive=True) if "java" in child.name())
         report = summarise(history, wall, args.batch)
+        report["cpu_seconds_during_job"] = cpu
+        report["cpu_us_per_event"] = {name: round(1e6 * seconds / args.events, 1) for name, seconds in cpu.items()}
         if args.score:
             report["scoring"] = scoring_against_bare_predict(settings, history)
         if args.stage_breakdown:

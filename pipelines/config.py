@@ -187,6 +187,12 @@ class SparkSettings(_Frozen):
     checkpoint_root: Path | None = Field(
         default=None, description="Root of per-query checkpoints; unset means <state_dir>/checkpoints."
     )
+    arrow_batch_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Rows per Arrow batch between Spark's JVM and its Python workers "
+        "(spark.sql.execution.arrow.maxRecordsPerBatch; Spark's own default is 10,000).",
+    )
     ui_enabled: bool = False
     log_level: str = "WARN"
 

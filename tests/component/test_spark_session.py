@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import struct
 from pyspark.testing import assertDataFrameEqual
+
+from pipelines.config import Settings
 
 
 def test_session_runs_python_workers_from_the_project_environment(spark: SparkSession) -> None:
@@ -29,3 +34,15 @@ def test_spark_avro_round_trips_in_the_jvm(spark: SparkSession) -> None:
     encoded = df.select(to_avro(struct("id", "s"), schema).alias("v"))
     decoded = encoded.select(from_avro("v", schema).alias("r")).select("r.id", "r.s")
     assertDataFrameEqual(decoded, df)
+
+
+def test_python_stages_get_arrow_batches_of_the_configured_rows(spark: SparkSession, spark_settings: Settings) -> None:
+    """The session's Arrow batch size (``spark.arrow_batch_rows``) is what the Python workers receive."""
+    expected = spark_settings.spark.arrow_batch_rows
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == str(expected)
+
+    def batch_sizes(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        yield pa.RecordBatch.from_pylist([{"rows": batch.num_rows} for batch in batches])
+
+    sizes = spark.range(0, 2 * expected + 5, numPartitions=1).mapInArrow(batch_sizes, "rows long").collect()
+    assert [row["rows"] for row in sizes] == [expected, expected, 5]

@@ -116,6 +116,32 @@ def test_v1_records_are_read_as_v2_with_the_default() -> None:
     assert RecordDecoder("transactions").decode(v1) == {**TRANSACTION_V1, "device_id": None}
 
 
+def test_a_record_of_the_readers_own_schema_is_read_without_comparing_two_schemas(
+    registry: ConfluentRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fastavro compares writer and reader on every record: equal schemas must be one object (a deep comparison
+    of two equal dicts cost ~1 µs of ~4 per record), while an older writer stays its own schema."""
+    import pipelines.serde.codec as codec
+
+    seen: list[bool] = []
+    real_reader = codec.schemaless_reader
+
+    def spy(stream: Any, writer: dict[str, Any], reader: dict[str, Any]) -> Any:
+        seen.append(writer is reader)
+        return real_reader(stream, writer, reader)
+
+    monkeypatch.setattr(codec, "schemaless_reader", spy)
+    store = load_store()
+    decoder = RecordDecoder("transactions", registry=registry)
+    current = make_encoder("transactions", Settings(), "transactions").encode(TRANSACTION)
+    older = SingleObjectEncoder(store.version("transactions", 1)).encode(TRANSACTION_V1)
+    framed = ConfluentEncoder(store.latest("transactions"), "transactions", registry).encode(TRANSACTION)
+    assert decoder.decode(current) == TRANSACTION
+    assert decoder.decode(older) == {**TRANSACTION_V1, "device_id": None}
+    assert decoder.decode(framed) == decoder.decode(framed) == TRANSACTION
+    assert seen == [True, False, True, True]
+
+
 def test_v2_records_are_read_by_a_v1_reader() -> None:
     """FORWARD: a consumer pinned to v1 reads v2 data, without the field it does not know."""
     v2_value = SingleObjectEncoder(load_store().latest("transactions")).encode(TRANSACTION)

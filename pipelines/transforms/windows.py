@@ -170,12 +170,7 @@ def compute_window_features(
             continue
         assert aggregate.column is not None
         if aggregate.aggregation == "count_distinct":
-            values = categories[aggregate.column]
-            columns[aggregate.name] = np.fromiter(
-                (len(set(values[lo:hi])) for lo, hi in zip(lower, upper, strict=True)),
-                dtype=np.int64,
-                count=len(lower),
-            )
+            columns[aggregate.name] = _distinct_in_windows(categories[aggregate.column], lower, upper)
             continue
         values = numeric[aggregate.column]
         if aggregate.aggregation == "max":
@@ -206,6 +201,33 @@ def _broadcast_run_last(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     last_index = np.flatnonzero(_last_of_each_run(keys))
     run_of = np.searchsorted(last_index, np.arange(len(keys)), side="left")
     return values[last_index[run_of]]
+
+
+def _distinct_in_windows(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """len(set(values[lo:hi])) for each (lo, hi) with lo < hi, vectorised (a Python set per event was a tenth of
+    the Python workers' time with scoring, py-spy 2026-12-06).
+
+    A value counts once, at its first position in the window: position j is a first occurrence in [lo, hi) iff
+    the previous position holding the same value is before lo. Each step below looks at the j-th position of
+    every window still that long, so the work is the total of the window lengths, in numpy.
+    """
+    distinct = np.zeros(len(lower), dtype=np.int64)
+    if not len(lower):
+        return distinct
+    value_codes, _ = pd.factorize(values, use_na_sentinel=False)  # None is a value of its own, as in a set
+    by_value = np.argsort(value_codes, kind="stable")  # positions ascending within each value
+    same_value = value_codes[by_value[1:]] == value_codes[by_value[:-1]]
+    previous_same = np.full(len(values), -1, dtype=np.int64)
+    previous_same[by_value[1:][same_value]] = by_value[:-1][same_value]
+    lengths = upper - lower
+    pending = np.flatnonzero(lengths > 0)
+    step = 0
+    while pending.size:
+        starts = lower[pending]
+        distinct[pending] += previous_same[starts + step] < starts
+        step += 1
+        pending = pending[lengths[pending] > step]
+    return distinct
 
 
 def _range_max(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

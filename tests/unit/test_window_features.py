@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
 from pipelines.testing.reference import reference_features as reference
-from pipelines.transforms.windows import EntityHistory, compute_window_features
+from pipelines.transforms.windows import EntityHistory, _distinct_in_windows, compute_window_features
 
 MINUTE_MS = 60_000
 
@@ -172,3 +172,20 @@ def test_idle_entities_are_forgotten_and_latest_events_kept() -> None:
     kept = history.pruned(horizon_ms=2000 * MINUTE_MS)
     assert sorted(kept.keys.tolist()) == ["new", "old"]  # each entity's latest survives the horizon
     assert kept.times_ms[kept.keys == "old"].tolist() == [5 * MINUTE_MS]
+
+
+@given(
+    values=st.lists(st.sampled_from(["m-1", "m-2", "m-3", "m-4", None]), min_size=1, max_size=60),
+    data=st.data(),
+)
+def test_distinct_in_windows_is_the_size_of_each_windows_set(values: list[str | None], data: st.DataObject) -> None:
+    """The vectorised distinct count agrees with a Python set over each window, None counting as a value."""
+    array = np.array(values, dtype=object)
+    bounds = data.draw(
+        st.lists(st.tuples(st.integers(0, len(values) - 1), st.integers(1, len(values))), min_size=0, max_size=20)
+    )
+    windows = [(low, high) for low, high in bounds if low < high]
+    lower = np.array([low for low, _ in windows], dtype=np.int64)
+    upper = np.array([high for _, high in windows], dtype=np.int64)
+    expected = [len(set(values[low:high])) for low, high in windows]
+    assert _distinct_in_windows(array, lower, upper).tolist() == expected

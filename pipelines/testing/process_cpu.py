@@ -42,10 +42,10 @@ class CpuMeter:
 
     broker_pid: int | None = None
     interval_s: float = SAMPLE_INTERVAL_S
-    _baseline: dict[int, float] = field(default_factory=dict)
-    _latest: dict[int, tuple[str, float]] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _baseline: dict[int, float] = field(default_factory=dict, init=False)
+    _latest: dict[int, tuple[str, float]] = field(default_factory=dict, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> None:
         """CPU already spent by processes alive now does not count."""

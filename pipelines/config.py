@@ -193,6 +193,11 @@ class SparkSettings(_Frozen):
         description="Rows per Arrow batch between Spark's JVM and its Python workers "
         "(spark.sql.execution.arrow.maxRecordsPerBatch; Spark's own default is 10,000).",
     )
+    extra_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark settings passed through verbatim (e.g. spark.eventLog.enabled); a key that "
+        "featurestream sets itself is refused, so a job never runs with a silently different meaning.",
+    )
     ui_enabled: bool = False
     log_level: str = "WARN"
 

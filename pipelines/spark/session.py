@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipelines.config import Settings
+from pipelines.errors import ConfigurationError
 from pipelines.stack.jars import pyspark_jars_dir, spark_connector_jars
 
 if TYPE_CHECKING:
@@ -44,7 +45,20 @@ def cluster_conf(settings: Settings, master: str) -> dict[str, str]:
 
 
 def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:
-    """The Spark configuration every featurestream job runs with (also used to build spark-submit flags)."""
+    """The Spark configuration every featurestream job runs with (also used to build spark-submit flags), with
+    ``spark.extra_conf`` on top; an extra key that featurestream manages is a configuration error."""
+    managed = managed_spark_conf(settings, master=master)
+    clashing = sorted(set(settings.spark.extra_conf) & set(managed))
+    if clashing:
+        raise ConfigurationError(
+            f"spark.extra_conf sets {', '.join(clashing)}, which featurestream manages: use the matching "
+            "featurestream setting (see pipelines/spark/session.py) instead"
+        )
+    return {**managed, **settings.spark.extra_conf}
+
+
+def managed_spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:
+    """The settings featurestream derives from its own configuration."""
     jars = spark_connector_jars(settings.stack.jars_dir, pyspark_jars_dir())
     python = sys.executable
     master = master or settings.spark.master

@@ -1,0 +1,29 @@
+"""``spark.extra_conf``: further Spark settings pass through; one that featurestream manages is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import Settings
+from pipelines.errors import ConfigurationError
+from pipelines.spark.session import spark_conf
+
+
+def test_extra_settings_reach_the_session_and_spark_submit(tmp_path: Path) -> None:
+    from pipelines.spark.submit import spark_submit_argv
+
+    extra = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(tmp_path / "events")}
+    settings = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": extra})
+    assert spark_conf(settings).items() >= extra.items()
+    argv = spark_submit_argv(settings, "stream")
+    assert "spark.eventLog.enabled=true" in argv
+
+
+def test_an_extra_setting_that_featurestream_manages_is_refused(tmp_path: Path) -> None:
+    settings = Settings(
+        stack={"state_dir": tmp_path}, spark={"extra_conf": {"spark.sql.shuffle.partitions": "200", "a.b": "c"}}
+    )
+    with pytest.raises(ConfigurationError, match=r"spark\.sql\.shuffle\.partitions.*spark/session\.py"):
+        spark_conf(settings)

@@ -17,6 +17,22 @@ def test_session_runs_python_workers_from_the_project_environment(spark: SparkSe
     assert set(executables) == {sys.executable}
 
 
+def test_python_workers_hold_no_archive_importer(spark: SparkSession) -> None:
+    """Every task re-reads the directory of each cached zip importer (``invalidate_caches``): workers have none,
+    not even one left by a namespace package found in a jar (see ``pipelines.spark.worker_daemon``)."""
+
+    def archive_importers(_: object) -> list[str]:
+        import sys
+        import zipimport
+
+        cache = sys.path_importer_cache.items()
+        return [key for key, finder in cache if isinstance(finder, zipimport.zipimporter)] + [
+            name for name in ("org",) if name in sys.modules
+        ]
+
+    assert spark.sparkContext.parallelize(range(2), 2).flatMap(archive_importers).collect() == []
+
+
 def test_kafka_connector_is_on_the_classpath(spark: SparkSession) -> None:
     jvm = spark.sparkContext._jvm
     assert jvm is not None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import zipfile
+from importlib.machinery import ModuleSpec
 import zipimport
 from pathlib import Path
 
 import pyspark
 
-from pipelines.spark.worker_daemon import drop_stale_zip_importers, without_spark_archives
+from pipelines.spark.worker_daemon import drop_stale_zip_importers, forget_namespaces_in_archives, without_spark_archives
 
 SPARK_LIB = Path(pyspark.__file__).parent / "python" / "lib"
 SPARK_CORE_JAR = str(Path(pyspark.__file__).parent / "jars" / "spark-core_2.13-4.0.0.jar")
@@ -38,3 +40,20 @@ def test_importers_of_archives_off_the_path_are_forgotten(tmp_path: Path) -> Non
     }
     drop_stale_zip_importers(cache, [str(kept), "/some/dir"])
     assert sorted(cache) == sorted([str(kept), "/some/dir"])
+
+
+def _namespace(name: str, *locations: str) -> object:
+    spec = ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = list(locations)
+    return importlib.util.module_from_spec(spec)
+
+
+def test_namespace_packages_found_only_in_dropped_archives_are_forgotten() -> None:
+    jar = SPARK_CORE_JAR
+    modules: dict[str, object] = {
+        "org": _namespace("org", f"{jar}/org"),  # what copy's Jython probe leaves behind
+        "shared": _namespace("shared", f"{jar}/shared", "/site/shared"),  # also on disk: kept
+        "zipimport": zipimport,  # a regular module: kept
+    }
+    forget_namespaces_in_archives(modules, {jar, str(SPARK_LIB / "pyspark.zip")})
+    assert sorted(modules) == ["shared", "zipimport"]

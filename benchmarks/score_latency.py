@@ -1,7 +1,7 @@
 """Latency from event production to score visibility, at a steady rate (a script, not a test).
 
     .venv/bin/python benchmarks/score_latency.py [--rate 5000] [--seconds 90] [--warmup 20] [--warm-events 2000]
-                                                 [--trigger "500 milliseconds"] [--min-partitions N]
+                                                 [--trigger "500 milliseconds"] [--read-tasks N]
                                                  [--shuffle-partitions N] [--state-buckets N] [--json out.json]
 
 Starts a private broker, registers and promotes an XGBoost model of the configured size (random data over the
@@ -15,8 +15,8 @@ separately.
 
 A streaming job runs for days, so its start-up is not its latency: before the timed traffic, ``--warm-events``
 events are produced and the script waits for their scores (Python workers started, GX and the model loaded,
-state store open); set it to 0 to include the cold start. ``--min-partitions`` and ``--shuffle-partitions``
-override ``stream.min_partitions`` and ``spark.shuffle_partitions``: fewer tasks cost less per batch, which is
+state store open); set it to 0 to include the cold start. ``--read-tasks`` and ``--shuffle-partitions``
+override ``stream.read_tasks`` and ``spark.shuffle_partitions``: fewer tasks cost less per batch, which is
 what small, frequent batches pay. ``--state-buckets`` overrides ``stream.state_buckets``.
 """
 
@@ -166,7 +166,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=20)
     parser.add_argument("--warm-events", type=int, default=2_000, help="scored before the timed traffic starts")
     parser.add_argument("--trigger", default="500 milliseconds", help="the stream's processing-time trigger")
-    parser.add_argument("--min-partitions", type=int, help="stream.min_partitions (Kafka tasks per batch)")
+    parser.add_argument(
+        "--read-tasks", "--min-partitions", type=int, dest="read_tasks", help="stream.read_tasks (Kafka tasks per batch)"
+    )
     parser.add_argument("--shuffle-partitions", type=int, help="spark.shuffle_partitions (state and scoring tasks)")
     parser.add_argument("--state-buckets", type=int, help="stream.state_buckets (state groups per entity type)")
     parser.add_argument("--json", type=Path)
@@ -175,8 +177,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fs-bench-latency-") as tmp, embedded_broker(Path(tmp)) as base:
         stream: dict[str, Any] = {"trigger_interval": args.trigger}
         spark_update: dict[str, Any] = {"master": "local[2]"}
-        if args.min_partitions:
-            stream["min_partitions"] = args.min_partitions
+        if args.read_tasks:
+            stream["read_tasks"] = args.read_tasks
         if args.shuffle_partitions:
             spark_update["shuffle_partitions"] = args.shuffle_partitions
         if args.state_buckets:
@@ -220,7 +222,7 @@ def main() -> None:
         "rate_events_per_s": args.rate,
         "seconds": args.seconds,
         "trigger": args.trigger,
-        "min_partitions": settings.stream.min_partitions or "3 x cores",
+        "read_tasks": settings.stream.read_tasks or "3 x cores",
         "shuffle_partitions": settings.spark.shuffle_partitions,
         "state_buckets": settings.stream.state_buckets,
         "warm_events": args.warm_events,

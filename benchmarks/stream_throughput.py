@@ -236,7 +236,7 @@ def stage_breakdown(spark: SparkSession, settings: Settings, tmp: Path, full: di
             settings.kafka.topics.transactions,
             starting_offsets="earliest",
             max_offsets_per_trigger=stream.max_offsets_per_trigger,
-            min_partitions=stream.min_partitions or 3 * spark.sparkContext.defaultParallelism,
+            read_tasks=stream.read_tasks or 3 * spark.sparkContext.defaultParallelism,
         )
 
     def decoded() -> DataFrame:

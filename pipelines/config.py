@@ -259,11 +259,13 @@ class StreamSettings(_Frozen):
         "batches spread each batch's fixed cost over more events (on 2 cores: ~27,000-28,000 events/s at 400,000, "
         "~23,000-27,000 at 200,000); a steady stream's batches are smaller anyway.",
     )
-    min_partitions: int | None = Field(
+    read_tasks: int | None = Field(
         default=None,
         ge=1,
-        description="Spark tasks reading each micro-batch from Kafka (Spark's minPartitions); unset means three "
-        "per core of the Spark application, so the cores stay busy whatever the topic's partition count.",
+        description="Spark tasks reading each micro-batch from Kafka: the topic's partitions are split (Spark's "
+        "minPartitions) or merged (coalesce) to this count. Unset means three per core of the Spark application, "
+        "so the cores stay busy whatever the topic's partition count; a real-time stream of small batches does "
+        "best with one per core (one wave of tasks).",
     )
     trigger_interval: str = Field(default="2 seconds", description="Micro-batch trigger for continuous runs.")
     watermark_delay: str = Field(default="10 minutes", description="How late an event may be before it is late.")

@@ -106,7 +106,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         topics.transactions,
         starting_offsets=stream.starting_offsets,
         max_offsets_per_trigger=stream.max_offsets_per_trigger,
-        min_partitions=stream.min_partitions or 3 * spark.sparkContext.defaultParallelism,
+        read_tasks=stream.read_tasks or 3 * spark.sparkContext.defaultParallelism,
     )
     decoded = decode_and_validate(
         raw, domain, RecordDecoder.from_settings(domain.event_subject, settings), read_suite_json()

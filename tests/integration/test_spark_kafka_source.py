@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Producer
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from pipelines.config import Settings
@@ -45,3 +45,32 @@ def test_structured_streaming_reads_exactly_the_committed_records(
         assertDataFrameEqual(got, spark.createDataFrame(expected, "key string, value string"))
     finally:
         query.stop()
+
+
+def test_a_micro_batch_is_read_by_the_configured_number_of_tasks(
+    spark: SparkSession, kafka: Settings, topic: str, tmp_path: Path
+) -> None:
+    """``read_tasks`` below the topic's 3 partitions merges them, above splits them; no record is lost either way."""
+    producer = Producer(producer_config(kafka))
+    for i in range(600):
+        producer.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode(), partition=i % 3)
+    producer.flush(30)
+    for read_tasks in (2, 6):
+        seen: list[tuple[int, int]] = []
+
+        def remember(batch: DataFrame, _: int, seen: list[tuple[int, int]] = seen) -> None:
+            seen.append((batch.rdd.getNumPartitions(), batch.count()))
+
+        query = (
+            read_kafka_stream(spark, kafka, topic, read_tasks=read_tasks)
+            .writeStream.foreachBatch(remember)
+            .option("checkpointLocation", str(tmp_path / f"checkpoint-{read_tasks}"))
+            .trigger(availableNow=True)
+            .start()
+        )
+        try:
+            query.awaitTermination(180)
+            assert query.exception() is None
+        finally:
+            query.stop()
+        assert seen == [(read_tasks, 600)]

@@ -19,7 +19,7 @@ from pipelines.observability.drift import BASELINE_FILE, DriftBaseline, DriftMon
 from pipelines.observability.errors import BaselineError
 from pipelines.observability.metrics import BatchFacts, MetricsServer, PipelineMetrics
 from pipelines.observability.progress import ProgressSummary
-from pipelines.observability.quality import LiveQuality
+from pipelines.observability.quality import LiveQuality, QualitySnapshot
 from pipelines.observability.run_log import RunLogEntry, RunLogWriter, entry_from_batch
 
 if TYPE_CHECKING:
@@ -35,9 +35,7 @@ class _Publisher(Protocol):
 
 
 class _Feed(Protocol):
-    quality: LiveQuality
-
-    def poll(self, max_messages: int = ..., timeout_s: float = ...) -> int: ...
+    def snapshot(self) -> QualitySnapshot: ...
 
     def close(self) -> None: ...
 
@@ -82,6 +80,7 @@ class StreamObserver:
             from pipelines.observability.quality_feed import QualityFeed
 
             feed = QualityFeed(settings, LiveQuality.from_settings(observe))
+            feed.follow()  # off the batch's path: the next micro-batch does not wait for the scores' read-back
         return cls(
             settings,
             metrics,
@@ -137,12 +136,12 @@ class StreamObserver:
                 additions["drift"] = report.as_dict()
         if self.quality_feed is not None:
             try:
-                self.quality_feed.poll()
+                snapshot = self.quality_feed.snapshot()
             except Exception:  # the quality feed must not stop the stream
                 log.exception("live quality: polling scores and labels failed")
-            snapshot = self.quality_feed.quality.snapshot()
-            self.metrics.set_live_quality(snapshot)
-            additions["quality"] = snapshot.as_dict()
+            else:
+                self.metrics.set_live_quality(snapshot)
+                additions["quality"] = snapshot.as_dict()
         if self.last_progress is not None:
             additions["input_rows_per_second"] = self.last_progress.input_rows_per_second
             additions["processed_rows_per_second"] = self.last_progress.processed_rows_per_second

@@ -24,7 +24,7 @@ from pipelines.observability.drift import baseline_path, build_baseline, save_ba
 from pipelines.observability.histograms import LATENCY_BUCKETS, SCORE_BUCKETS, bucket_counts
 from pipelines.observability.metrics import PipelineMetrics
 from pipelines.observability.observer import StreamObserver
-from pipelines.observability.quality import LiveQuality
+from pipelines.observability.quality import LiveQuality, QualitySnapshot
 from pipelines.observability.run_log import RunLogWriter, read_run_log
 
 FEATURES = ["amount", "txn_count_1h"]
@@ -92,6 +92,10 @@ class FakeFeed:
         self.quality.add_scores(ids, scores, alerts)
         self.quality.add_labels(ids, labels)
         return 2 * len(ids)
+
+    def snapshot(self) -> QualitySnapshot:
+        self.poll()
+        return self.quality.snapshot()
 
     def close(self) -> None:
         self.closed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +125,8 @@ class FakeConsumer:
         self.closed = True
 
 
-def test_the_feed_decodes_scores_and_labels_from_their_topics() -> None:
+@pytest.mark.parametrize("following", [False, True], ids=["polled", "followed"])
+def test_the_feed_decodes_scores_and_labels_from_their_topics(following: bool) -> None:
     settings = Settings()
     topics = settings.kafka.topics
     scores = make_encoder("scores", settings, topics.scores)
@@ -157,8 +159,18 @@ def test_the_feed_decodes_scores_and_labels_from_their_topics() -> None:
     quality = LiveQuality()
     feed = QualityFeed(settings, quality, consumer=consumer)
     assert consumer.subscribed == [topics.scores, topics.labels]
+    if following:  # a background thread reads both batches; the snapshot waits for nothing
+        feed.follow(wait_s=0.01)
+        deadline = time.monotonic() + 10
+        while consumer.batches and time.monotonic() < deadline:
+            time.sleep(0.01)
+        feed.close()  # joins the thread: what it had read is applied
+        assert consumer.closed
+        check(feed.snapshot())
+        assert feed.undecodable == 1
+        return
     assert feed.poll() == 6 and feed.undecodable == 1
     assert feed.poll() == 6
-    check(quality.snapshot())
+    check(feed.snapshot())
     feed.close()
     assert consumer.closed

@@ -328,6 +328,12 @@ class ObservabilitySettings(_Frozen):
     quality_max_pending: int = Field(
         default=200_000, ge=100, description="Scores (and early labels) kept while waiting for their match."
     )
+    quality_read_per_s: int = Field(
+        default=5_000,
+        ge=1,
+        description="Most scores and labels per second the live-quality feed reads back (each costs a decode on "
+        "the driver, ~7 µs): a faster stream's quality is judged with a delay, which the delayed labels have anyway.",
+    )
     report_dir: Path | None = Field(
         default=None, description="Where `featurestream report` writes; unset means <state_dir>/reports."
     )

@@ -80,7 +80,7 @@ class StreamObserver:
             from pipelines.observability.quality_feed import QualityFeed
 
             feed = QualityFeed(settings, LiveQuality.from_settings(observe))
-            feed.follow()  # off the batch's path: the next micro-batch does not wait for the scores' read-back
+            feed.follow(observe.quality_read_per_s)  # off the batch's path: the next micro-batch does not wait for the scores' read-back
         return cls(
             settings,
             metrics,

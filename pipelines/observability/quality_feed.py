@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 from pipelines.config import Settings
@@ -74,20 +75,28 @@ class QualityFeed:
         self._stopping = threading.Event()
         self._follower: threading.Thread | None = None
 
-    def follow(self, wait_s: float = 0.25) -> None:
-        """Poll in a daemon thread from now until :meth:`close`, waiting up to ``wait_s`` for records each time."""
+    def follow(self, max_per_s: int, wait_s: float = 0.25) -> None:
+        """Poll in a daemon thread from now until :meth:`close`, reading at most ``max_per_s`` records a second.
+
+        The bound keeps the driver's CPU for the stream: at 23,000 events/s, reading every score back took 7 µs
+        of driver CPU per event, 8% of the job's throughput on 2 cores (benchmarks/stream_throughput.py).
+        """
         if self._follower is not None:
             return
-        self._follower = threading.Thread(target=self._follow, args=(wait_s,), name="quality-feed", daemon=True)
+        args = (max(1, int(max_per_s * wait_s)), wait_s)
+        self._follower = threading.Thread(target=self._follow, args=args, name="quality-feed", daemon=True)
         self._follower.start()
 
-    def _follow(self, wait_s: float) -> None:
+    def _follow(self, per_round: int, wait_s: float) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
-                self.poll(timeout_s=wait_s)
+                read = self.poll(max_messages=per_round, timeout_s=wait_s)
             except Exception:  # the quality feed must not stop, nor stop the stream
                 log.exception("live quality: polling scores and labels failed")
-                self._stopping.wait(wait_s)
+                read = per_round
+            if read >= per_round:  # the round's budget is spent: the rest waits for the next round
+                self._stopping.wait(max(0.0, wait_s - (time.monotonic() - started)))
 
     def snapshot(self) -> QualitySnapshot:
         """The live quality of what was read so far (polling first when no thread follows the topics)."""

@@ -114,11 +114,13 @@ class FakeConsumer:
         self.batches = batches
         self.subscribed: list[str] = []
         self.closed = False
+        self.requested: list[int] = []
 
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed = topics
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        self.requested.append(num_messages)
         return self.batches.pop(0) if self.batches else []
 
     def close(self) -> None:
@@ -160,7 +162,7 @@ def test_the_feed_decodes_scores_and_labels_from_their_topics(following: bool) -
     feed = QualityFeed(settings, quality, consumer=consumer)
     assert consumer.subscribed == [topics.scores, topics.labels]
     if following:  # a background thread reads both batches; the snapshot waits for nothing
-        feed.follow(wait_s=0.01)
+        feed.follow(max_per_s=10_000, wait_s=0.01)
         deadline = time.monotonic() + 10
         while consumer.batches and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -168,6 +170,7 @@ def test_the_feed_decodes_scores_and_labels_from_their_topics(following: bool) -
         assert consumer.closed
         check(feed.snapshot())
         assert feed.undecodable == 1
+        assert set(consumer.requested) == {100}  # 10,000 a second in rounds of 0.01 s
         return
     assert feed.poll() == 6 and feed.undecodable == 1
     assert feed.poll() == 6

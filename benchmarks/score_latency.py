@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--warm-events", type=int, default=2_000, help="scored before the timed traffic starts")
     parser.add_argument("--trigger", default="500 milliseconds", help="the stream's processing-time trigger")
     parser.add_argument(
-        "--read-tasks", "--min-partitions", type=int, dest="read_tasks", help="stream.read_tasks (Kafka tasks per batch)"
+        "--read-tasks", "--min-partitions", type=int, dest="read_tasks", help="stream.read_tasks (Kafka read tasks)"
     )
     parser.add_argument("--shuffle-partitions", type=int, help="spark.shuffle_partitions (state and scoring tasks)")
     parser.add_argument("--state-buckets", type=int, help="stream.state_buckets (state groups per entity type)")

@@ -79,7 +79,8 @@ def main() -> None:
             "starts": args.starts,
             "sink_connects_first": summary(sink_starts(settings, args.starts)),
             "init_transactions_alone": summary(bare_starts(settings, args.starts)),
-            "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+            "machine": f"{platform.node()}, {psutil.cpu_count()} cores, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
         }
     print(json.dumps(report, indent=2))
     if args.json:

@@ -11,12 +11,13 @@ The marker needs no extra topic: it is an offset commit on partition 0 of a topi
 group nobody consumes with.
 
 A Python worker keeps its (producer, marker consumer) pair per transactional id for the next batch
-(:class:`ClientCache`): a fresh transactional producer costs ~60 ms to connect and initialise. It connects
+(:class:`ClientCache`): a fresh transactional producer costs ~65 ms to connect and initialise. It connects
 (a metadata request) before ``init_transactions``: initialised at once, librdkafka's producer-id request raced
-its broker connection and waited ~0.5 s for its retry timer in half of the starts (measured on this machine:
-init 60 or 510 ms, median 288 ms, over 20 starts; connected first: 56 ms + 6 ms, every time). Another worker delivering the same partition later fences the kept
-producer; the kept producer notices at the first coordinator call of its next transaction (the marker offsets,
-sent before any record) and is replaced by a fresh one, which fences in turn and re-reads the marker.
+its broker connection and waited ~0.5 s for its retry timer in over half of the starts
+(``benchmarks/transactional_start.py``: median 509 ms, 12 of 20 starts over 300 ms; connected first: median
+65 ms, 1 of 20). Another worker delivering the same partition later fences the kept producer; the kept producer
+notices at the first coordinator call of its next transaction (the marker offsets, sent before any record) and
+is replaced by a fresh one, which fences in turn and re-reads the marker.
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ class StreamObserver:
             from pipelines.observability.quality_feed import QualityFeed
 
             feed = QualityFeed(settings, LiveQuality.from_settings(observe))
-            feed.follow(observe.quality_read_per_s)  # off the batch's path: the next micro-batch does not wait for the scores' read-back
+            # Off the batch's path: the next micro-batch does not wait for the scores' read-back.
+            feed.follow(observe.quality_read_per_s)
         return cls(
             settings,
             metrics,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import zipfile
-from importlib.machinery import ModuleSpec
 import zipimport
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pyspark
 
-from pipelines.spark.worker_daemon import drop_stale_zip_importers, forget_namespaces_in_archives, without_spark_archives
+from pipelines.spark.worker_daemon import (
+    drop_stale_zip_importers,
+    forget_namespaces_in_archives,
+    without_spark_archives,
+)
 
 SPARK_LIB = Path(pyspark.__file__).parent / "python" / "lib"
 SPARK_CORE_JAR = str(Path(pyspark.__file__).parent / "jars" / "spark-core_2.13-4.0.0.jar")

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,34 @@ def warm_up(settings: Any, watcher: ScoreWatcher, events: int, rate: float) -> f
     while len(watcher.seen) < events and time.monotonic() < deadline:
         time.sleep(0.2)
     return round(time.perf_counter() - clock, 1)
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    seen: list[tuple[int, float]]
+    warm_seconds: float | None
+    started_ms: float
+    load_before: tuple[float, float, float]
+    produced: int
+    produce_elapsed_s: float
+
+
+def run_traffic(settings: Any, warm_events: int, rate: float, seconds: float) -> TrafficResult:
+    """In a child process: warm the job up, then produce the timed traffic and watch its scores arrive."""
+    watcher = ScoreWatcher(settings)
+    watcher.start()
+    warm_seconds = warm_up(settings, watcher, warm_events, rate)
+    load_before = os.getloadavg()
+    started_ms = time.time() * 1000
+    options = GeneratorOptions(count=int(rate * seconds), now_ms=int(started_ms), seed=5, cards=20_000, rate=rate)
+    produced = produce_transactions(settings, options, labels=False)
+    expected = produced.main.sent + warm_events
+    deadline = time.monotonic() + 60
+    while len(watcher.seen) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    watcher.stopping.set()
+    watcher.join(10)
+    return TrafficResult(watcher.seen, warm_seconds, started_ms, load_before, produced.main.sent, produced.elapsed_s)
 
 
 def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float) -> dict[str, Any]:
@@ -195,27 +225,21 @@ def main() -> None:
         version = register_synthetic_model(settings, rounds=models.num_boost_round, max_depth=models.max_depth).version
         spark = get_or_create_session(settings)
         running = start_feature_stream(spark, settings)
-        watcher = ScoreWatcher(settings)
-        watcher.start()
-        warm_seconds = warm_up(settings, watcher, args.warm_events, args.rate)
-        load_before = os.getloadavg()
-        started_ms = time.time() * 1000
-        count = int(args.rate * args.seconds)
-        options = GeneratorOptions(count=count, now_ms=int(started_ms), seed=5, cards=20_000, rate=args.rate)
-        produced = produce_transactions(settings, options, labels=False)
-        expected = produced.main.sent + args.warm_events
-        deadline = time.monotonic() + 60
-        while len(watcher.seen) < expected and time.monotonic() < deadline:
-            time.sleep(0.2)
-        watcher.stopping.set()
-        watcher.join(10)
+        # The traffic and the score watcher run in their own process: in the driver's, their Python (generating,
+        # encoding, decoding every score) held the interpreter lock the foreachBatch step needs between batches.
+        traffic = multiprocessing.get_context("spawn").Pool(1)
+        result = traffic.apply(run_traffic, (settings, args.warm_events, args.rate, args.seconds))
+        traffic.close()
+        traffic.join()
+        warm_seconds, started_ms, load_before = result.warm_seconds, result.started_ms, result.load_before
+        produced_sent, produce_elapsed_s = result.produced, result.produce_elapsed_s
         progress = running.query.lastProgress
         batches = batch_profile(running.query.recentProgress, running.writer.history, started_ms)
         running.query.stop()
         running.close()
         spark.stop()
 
-    seen = np.array(watcher.seen, dtype=np.float64).reshape(-1, 2)
+    seen = np.array(result.seen, dtype=np.float64).reshape(-1, 2)
     steady = seen[seen[:, 0] >= started_ms + args.warmup * 1000]
     latency_s = (steady[:, 1] - steady[:, 0]) / 1000
     report = {
@@ -228,8 +252,8 @@ def main() -> None:
         "warm_events": args.warm_events,
         "warm_up_seconds": warm_seconds,
         "model_version": version,
-        "produced": produced.main.sent,
-        "produce_elapsed_s": round(produced.elapsed_s, 1),
+        "produced": produced_sent,
+        "produce_elapsed_s": round(produce_elapsed_s, 1),
         "scores_seen": len(seen) - args.warm_events,
         "scores_in_percentiles": len(steady),
         "warmup_scores_excluded": len(seen) - len(steady),

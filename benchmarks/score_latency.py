@@ -23,6 +23,7 @@ what small, frequent batches pay. ``--state-buckets`` overrides ``stream.state_b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -47,6 +48,8 @@ from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.session import get_or_create_session
+from pipelines.stack.processes import free_port
+from pipelines.stack.redis_server import RedisServer
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import embedded_broker
 from pipelines.testing.models import register_synthetic_model
@@ -201,10 +204,29 @@ def main() -> None:
     )
     parser.add_argument("--shuffle-partitions", type=int, help="spark.shuffle_partitions (state and scoring tasks)")
     parser.add_argument("--state-buckets", type=int, help="stream.state_buckets (state groups per entity type)")
+    parser.add_argument(
+        "--online-store",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help="feast.online_store; redis starts a private redis-server (its tasks write in parallel; SQLite's take "
+        "turns on one write lock)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="fs-bench-latency-") as tmp, embedded_broker(Path(tmp)) as base:
+    with contextlib.ExitStack() as resources:
+        tmp = resources.enter_context(tempfile.TemporaryDirectory(prefix="fs-bench-latency-"))
+        base = resources.enter_context(embedded_broker(Path(tmp)))
+        if args.online_store == "redis":
+            base = base.model_copy(
+                update={
+                    "feast": base.feast.model_copy(update={"online_store": "redis"}),
+                    "stack": base.stack.model_copy(update={"redis_port": free_port()}),
+                }
+            )
+            redis_server = RedisServer(base)
+            redis_server.up()
+            resources.callback(redis_server.down)
         stream: dict[str, Any] = {"trigger_interval": args.trigger}
         spark_update: dict[str, Any] = {"master": "local[2]"}
         if args.read_tasks:
@@ -249,6 +271,7 @@ def main() -> None:
         "read_tasks": settings.stream.read_tasks or "3 x cores",
         "shuffle_partitions": settings.spark.shuffle_partitions,
         "state_buckets": settings.stream.state_buckets,
+        "online_store": settings.feast.online_store,
         "warm_events": args.warm_events,
         "warm_up_seconds": warm_seconds,
         "model_version": version,

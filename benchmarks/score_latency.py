@@ -268,7 +268,7 @@ def main() -> None:
         "rate_events_per_s": args.rate,
         "seconds": args.seconds,
         "trigger": args.trigger,
-        "read_tasks": settings.stream.read_tasks or "3 x cores",
+        "read_tasks": settings.stream.read_tasks or "1 per core",
         "shuffle_partitions": settings.spark.shuffle_partitions,
         "state_buckets": settings.stream.state_buckets,
         "online_store": settings.feast.online_store,

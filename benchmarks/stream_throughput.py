@@ -44,13 +44,12 @@ from pipelines.generator.generator import GeneratorOptions
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
-from pipelines.spark.kafka_source import read_kafka_stream
 from pipelines.spark.session import get_or_create_session
 from pipelines.stack.kafka_broker import KafkaBroker
 from pipelines.streaming.batch_writer import BatchRecord
 from pipelines.streaming.decode_validate import decode_and_validate, kafka_rows
 from pipelines.streaming.entity_state import compute_entity_features, explode_entities
-from pipelines.streaming.job import start_feature_stream
+from pipelines.streaming.job import read_transactions, start_feature_stream
 from pipelines.testing import embedded_broker
 from pipelines.testing.models import register_synthetic_model
 from pipelines.testing.process_cpu import CpuMeter
@@ -230,14 +229,7 @@ def stage_breakdown(spark: SparkSession, settings: Settings, tmp: Path, full: di
     stream = settings.stream
 
     def raw() -> DataFrame:
-        return read_kafka_stream(
-            spark,
-            settings,
-            settings.kafka.topics.transactions,
-            starting_offsets="earliest",
-            max_offsets_per_trigger=stream.max_offsets_per_trigger,
-            read_tasks=stream.read_tasks or 3 * spark.sparkContext.defaultParallelism,
-        )
+        return read_transactions(spark, settings, "earliest")
 
     def decoded() -> DataFrame:
         decoder = RecordDecoder.from_settings(domain.event_subject, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 from pipelines.config import Settings
@@ -21,16 +22,15 @@ def read_kafka_stream(
     starting_offsets: StartingOffsets = "earliest",
     max_offsets_per_trigger: int | None = None,
     read_tasks: int | None = None,
+    topic_partitions: int | None = None,
 ) -> DataFrame:
     """A streaming DataFrame of the topic's records (key, value, topic, partition, offset, timestamp, ...).
 
     The Java client reads uncommitted data unless told otherwise; read_committed keeps aborted transactional
     records out. ``starting_offsets`` applies only to a new checkpoint: a restart resumes from the checkpoint.
-    ``read_tasks`` is how many Spark tasks read each micro-batch: more than the topic's partitions splits them
-    (Spark's ``minPartitions``), fewer merges them (``coalesce``, no shuffle). With 3 topic partitions on 2 cores
-    one task would otherwise run alone while the other core idles: more tasks spread a large batch, and two tasks
-    read a small batch in one wave (a task costs a fixed ~0.1 s whatever its size, which a real-time stream's
-    small batches feel).
+    ``read_tasks`` is how many Spark tasks read each micro-batch (:func:`read_splits`): with 3 topic partitions on
+    2 cores, one task per topic partition would run alone in a second wave while the other core idles, and every
+    task costs a fixed ~0.1 s whatever its size (GX's set-up above all).
     """
     reader = (
         spark.readStream.format("kafka")
@@ -45,4 +45,16 @@ def read_kafka_stream(
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     if read_tasks is None:
         return reader.load()
-    return reader.option("minPartitions", str(read_tasks)).load().coalesce(read_tasks)
+    splits = read_splits(read_tasks, topic_partitions)
+    return reader.option("minPartitions", str(splits)).load().coalesce(read_tasks)
+
+
+def read_splits(read_tasks: int, topic_partitions: int | None) -> int:
+    """Offset ranges to cut a micro-batch into (Spark's ``minPartitions``) so that ``coalesce(read_tasks)`` gives
+    tasks of equal size: the least common multiple of the two counts.
+
+    Spark cuts each topic partition into ``round(its share x minPartitions)`` ranges (at least one), and coalescing
+    merges consecutive ranges: 3 topic partitions read by 2 tasks would give one task two thirds of the batch, and
+    ``minPartitions=4`` still rounds to one range each; 6 ranges (2 per topic partition) merge into 2 halves.
+    """
+    return math.lcm(read_tasks, topic_partitions) if topic_partitions else read_tasks

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 from pipelines.config import Settings
 from pipelines.domains import get_domain
 from pipelines.feast_io.writers import online_writer
-from pipelines.kafka.topics import admin_client, ensure_topics
+from pipelines.kafka.topics import admin_client, ensure_topics, topic_partitions
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
 from pipelines.models.registry import CHALLENGER
 from pipelines.observability.observer import StreamObserver
 from pipelines.scoring.model_source import ModelSource
 from pipelines.serde.decoder import RecordDecoder
-from pipelines.spark.kafka_source import read_kafka_stream
+from pipelines.spark.kafka_source import StartingOffsets, read_kafka_stream
 from pipelines.spark.session import checkpoint_dir
 from pipelines.streaming.batch_writer import BatchWriter
 from pipelines.streaming.checkpoint_layout import check_state_layout
@@ -31,7 +31,7 @@ from pipelines.streaming.entity_state import compute_entity_features, explode_en
 from pipelines.validation.suite import read_suite_json
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
 JOB_NAME = "stream"
@@ -85,6 +85,21 @@ def sink_identity(checkpoint: Path) -> str:
     return marker.read_text().strip()
 
 
+def read_transactions(spark: SparkSession, settings: Settings, starting_offsets: StartingOffsets) -> DataFrame:
+    """The transactions topic as the job reads it: ``stream.read_tasks`` tasks per micro-batch, one per core of
+    the Spark application by default (each task has a fixed cost, and equal tasks keep every core busy)."""
+    stream, topic = settings.stream, settings.kafka.topics.transactions
+    return read_kafka_stream(
+        spark,
+        settings,
+        topic,
+        starting_offsets=starting_offsets,
+        max_offsets_per_trigger=stream.max_offsets_per_trigger,
+        read_tasks=stream.read_tasks or spark.sparkContext.defaultParallelism,
+        topic_partitions=topic_partitions(admin_client(settings), topic),
+    )
+
+
 def start_feature_stream(spark: SparkSession, settings: Settings, *, available_now: bool = False) -> RunningStream:
     """Start the query; the caller awaits it (availableNow ends by itself once the topic is drained)."""
     stream = settings.stream
@@ -100,14 +115,7 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     )
     batch_log = settings.stack.state_dir / "runs" / stream.query_name / "batches.jsonl"
 
-    raw = read_kafka_stream(
-        spark,
-        settings,
-        topics.transactions,
-        starting_offsets=stream.starting_offsets,
-        max_offsets_per_trigger=stream.max_offsets_per_trigger,
-        read_tasks=stream.read_tasks or 3 * spark.sparkContext.defaultParallelism,
-    )
+    raw = read_transactions(spark, settings, stream.starting_offsets)
     decoded = decode_and_validate(
         raw, domain, RecordDecoder.from_settings(domain.event_subject, settings), read_suite_json()
     )

@@ -27,3 +27,15 @@ def test_an_extra_setting_that_featurestream_manages_is_refused(tmp_path: Path) 
     )
     with pytest.raises(ConfigurationError, match=r"spark\.sql\.shuffle\.partitions.*spark/session\.py"):
         spark_conf(settings)
+
+
+@pytest.mark.parametrize(
+    ("read_tasks", "topic_partitions", "splits"),
+    [(2, 3, 6), (2, 4, 4), (2, None, 2), (6, 3, 6), (4, 6, 12), (1, 3, 3)],
+)
+def test_a_micro_batch_is_cut_into_ranges_that_merge_into_equal_tasks(
+    read_tasks: int, topic_partitions: int | None, splits: int
+) -> None:
+    from pipelines.spark.kafka_source import read_splits
+
+    assert read_splits(read_tasks, topic_partitions) == splits

@@ -4,8 +4,9 @@
 
 A Spark task whose partition was last delivered by another Python worker starts a fresh producer for the same
 transactional id (fencing the other). This starts ``--starts`` producers in a row on one transactional id against
-a private broker, each fencing the one before, twice: as :class:`ExactlyOnceSink` does (a metadata request
-first, then ``init_transactions``) and with ``init_transactions`` alone, and reports milliseconds per start.
+a private broker, each fencing the one before, twice: as :class:`ExactlyOnceSink` does (producer and marker
+consumer connected to every broker, metadata asked until a broker connection answers, then ``init_transactions``)
+and with ``init_transactions`` alone, and reports milliseconds per start.
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ The marker needs no extra topic: it is an offset commit on partition 0 of a topi
 group nobody consumes with.
 
 A Python worker keeps its (producer, marker consumer) pair per transactional id for the next batch
-(:class:`ClientCache`): a fresh transactional producer costs ~65 ms to connect and initialise. It connects
-(a metadata request) before ``init_transactions``: initialised at once, librdkafka's producer-id request raced
-its broker connection and waited ~0.5 s for its retry timer in over half of the starts
-(``benchmarks/transactional_start.py``: median 509 ms, 12 of 20 starts over 300 ms; connected first: median
-65 ms, 1 of 20). Another worker delivering the same partition later fences the kept producer; the kept producer
-notices at the first coordinator call of its next transaction (the marker offsets, sent before any record) and
-is replaced by a fresh one, which fences in turn and re-reads the marker.
+(:class:`ClientCache`). A fresh transactional producer is connected before ``init_transactions``: initialised at
+once, librdkafka's producer-id request raced its broker connection and waited ~0.5 s for a retry timer in over
+half of the starts. librdkafka reaches a cluster first through a bootstrap connection, then opens one per broker
+it learns of; the request needs the latter. So the sink's clients connect to every broker at once (no sparse
+connections) and :func:`connect` asks for metadata until a broker connection, not the bootstrap one, answers
+(``benchmarks/transactional_start.py``). Another worker delivering the same partition later fences the kept
+producer; the kept producer notices at the first coordinator call of its next transaction (the marker offsets,
+sent before any record) and is replaced by a fresh one, which fences in turn and re-reads the marker.
 """
 
 from __future__ import annotations
@@ -214,12 +215,13 @@ class ExactlyOnceSink:
             {
                 **producer_config(self.settings, transactional_id=self.transactional_id(partition)),
                 "transaction.timeout.ms": 120_000,
+                "enable.sparse.connections": False,
             },
             logger=_PRODUCER_LOG,
         )
         consumer = self._marker_consumer(partition)  # reads the marker, then names its group in the transaction
         try:
-            producer.list_topics(self.marker_topic, timeout=self.timeout_s)  # connected first (module docstring)
+            connect(producer, self.marker_topic, self.timeout_s)  # see the module's docstring
             producer.init_transactions(self.timeout_s)  # fences an older attempt of this task, aborts its txn
         except KafkaException as exc:
             consumer.close()
@@ -276,4 +278,19 @@ class ExactlyOnceSink:
     def _marker_consumer(self, partition: int) -> Consumer:
         config = consumer_config(self.settings, self.marker_group(partition), read_committed=True)
         config["client.id"] = f"{self.settings.kafka.client_id}-marker-{uuid.uuid4().hex[:6]}"
-        return Consumer(config)
+        config["enable.sparse.connections"] = False
+        consumer = Consumer(config)
+        connect(consumer, self.marker_topic, self.timeout_s)
+        return consumer
+
+
+def connect(client: Producer | Consumer, topic: str, timeout_s: float, settle_s: float = 1.0) -> None:
+    """Return once a broker connection (not the bootstrap one) answers a metadata request, or after ``settle_s``.
+
+    Metadata served through the bootstrap connection carries ``orig_broker_id`` -1; the broker connections come
+    up a few milliseconds later. Without them a producer's ``init_transactions`` or a consumer's first offset
+    lookup waits for a ~0.5 s retry timer instead.
+    """
+    deadline = time.monotonic() + settle_s
+    while client.list_topics(topic, timeout=timeout_s).orig_broker_id < 0 and time.monotonic() < deadline:
+        continue

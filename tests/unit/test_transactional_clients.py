@@ -90,3 +90,25 @@ def test_a_delivery_fenced_again_after_the_fresh_retry_fails_as_a_delivery_error
     with pytest.raises(DeliveryError, match="concurrent attempt"):
         sink.deliver(3, 1, [])
     assert attempts == ["fresh-1", "fresh-1"]  # nothing kept in this test process: fresh, then fresh again
+
+
+def test_connect_asks_until_a_broker_connection_answers() -> None:
+    from types import SimpleNamespace
+
+    from pipelines.kafka.transactional_sink import connect
+
+    class Client:
+        def __init__(self, answered_by: list[int]) -> None:
+            self.answered_by = answered_by
+            self.asked = 0
+
+        def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+            self.asked += 1
+            return SimpleNamespace(orig_broker_id=self.answered_by.pop(0) if self.answered_by else -1)
+
+    via_bootstrap_first = Client([-1, -1, 1])
+    connect(via_bootstrap_first, "t", 5.0)  # type: ignore[arg-type]
+    assert via_bootstrap_first.asked == 3
+    never = Client([])
+    connect(never, "t", 5.0, settle_s=0.05)  # type: ignore[arg-type]  # gives up, init_transactions then waits
+    assert never.asked >= 1

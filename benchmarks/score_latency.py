@@ -199,9 +199,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=20)
     parser.add_argument("--warm-events", type=int, default=2_000, help="scored before the timed traffic starts")
     parser.add_argument("--trigger", default="500 milliseconds", help="the stream's processing-time trigger")
-    parser.add_argument(
-        "--read-tasks", "--min-partitions", type=int, dest="read_tasks", help="stream.read_tasks (Kafka read tasks)"
-    )
+    parser.add_argument("--read-tasks", type=int, help="stream.read_tasks (Kafka read tasks per batch)")
     parser.add_argument("--shuffle-partitions", type=int, help="spark.shuffle_partitions (state and scoring tasks)")
     parser.add_argument("--state-buckets", type=int, help="stream.state_buckets (state groups per entity type)")
     parser.add_argument(
@@ -249,10 +247,8 @@ def main() -> None:
         running = start_feature_stream(spark, settings)
         # The traffic and the score watcher run in their own process: in the driver's, their Python (generating,
         # encoding, decoding every score) held the interpreter lock the foreachBatch step needs between batches.
-        traffic = multiprocessing.get_context("spawn").Pool(1)
-        result = traffic.apply(run_traffic, (settings, args.warm_events, args.rate, args.seconds))
-        traffic.close()
-        traffic.join()
+        with multiprocessing.get_context("spawn").Pool(1) as traffic:
+            result = traffic.apply(run_traffic, (settings, args.warm_events, args.rate, args.seconds))
         warm_seconds, started_ms, load_before = result.warm_seconds, result.started_ms, result.load_before
         produced_sent, produce_elapsed_s = result.produced, result.produce_elapsed_s
         progress = running.query.lastProgress

@@ -193,6 +193,12 @@ class SparkSettings(_Frozen):
         description="Rows per Arrow batch between Spark's JVM and its Python workers "
         "(spark.sql.execution.arrow.maxRecordsPerBatch; Spark's own default is 10,000).",
     )
+    jvm_options: str | None = Field(
+        default=None,
+        description="Java options of the driver and executor JVMs (spark.{driver,executor}.extraJavaOptions). Unset "
+        "means the parallel collector on a local master (one JVM runs every task: ~5% more events/s with scoring "
+        "than G1 on 2 cores, README) and the JVM's default collector on a cluster (large executor heaps).",
+    )
     extra_conf: dict[str, str] = Field(
         default_factory=dict,
         description="Further Spark settings passed through verbatim (e.g. spark.eventLog.enabled); a key that "

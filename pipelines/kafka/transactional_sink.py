@@ -221,7 +221,7 @@ class ExactlyOnceSink:
         )
         consumer = self._marker_consumer(partition)  # reads the marker, then names its group in the transaction
         try:
-            connect(producer, self.marker_topic, self.timeout_s)  # see the module's docstring
+            connect(producer, self.marker_topic)  # see the module's docstring
             producer.init_transactions(self.timeout_s)  # fences an older attempt of this task, aborts its txn
         except KafkaException as exc:
             consumer.close()
@@ -280,17 +280,23 @@ class ExactlyOnceSink:
         config["client.id"] = f"{self.settings.kafka.client_id}-marker-{uuid.uuid4().hex[:6]}"
         config["enable.sparse.connections"] = False
         consumer = Consumer(config)
-        connect(consumer, self.marker_topic, self.timeout_s)
+        connect(consumer, self.marker_topic)
         return consumer
 
 
-def connect(client: Producer | Consumer, topic: str, timeout_s: float, settle_s: float = 1.0) -> None:
+def connect(client: Producer | Consumer, topic: str, settle_s: float = 1.0) -> None:
     """Return once a broker connection (not the bootstrap one) answers a metadata request, or after ``settle_s``.
 
     Metadata served through the bootstrap connection carries ``orig_broker_id`` -1; the broker connections come
     up a few milliseconds later. Without them a producer's ``init_transactions`` or a consumer's first offset
-    lookup waits for a ~0.5 s retry timer instead.
+    lookup waits for a ~0.5 s retry timer instead. Best effort: an unreachable cluster is reported by the call
+    that needs it (``init_transactions``, the marker lookup), with their timeouts and retries.
     """
     deadline = time.monotonic() + settle_s
-    while client.list_topics(topic, timeout=timeout_s).orig_broker_id < 0 and time.monotonic() < deadline:
-        continue
+    while time.monotonic() < deadline:
+        try:
+            if client.list_topics(topic, timeout=max(0.01, deadline - time.monotonic())).orig_broker_id >= 0:
+                return
+        except KafkaException:
+            pass
+        time.sleep(0.002)

@@ -80,9 +80,7 @@ class StreamObserver:
             from pipelines.observability.quality_feed import QualityFeed
 
             feed = QualityFeed(settings, LiveQuality.from_settings(observe))
-            # Off the batch's path: the next micro-batch does not wait for the scores' read-back.
-            feed.follow(observe.quality_read_per_s)
-        return cls(
+        observer = cls(
             settings,
             metrics,
             run_log=RunLogWriter(run_log) if run_log is not None else None,
@@ -90,6 +88,9 @@ class StreamObserver:
             quality_feed=feed,
             server=server,
         )
+        if feed is not None:  # off the batch's path: the next micro-batch does not wait for the scores' read-back
+            feed.follow(observe.quality_read_per_s)
+        return observer
 
     def listener(self) -> MetricsListener:
         """The ``StreamingQueryListener`` to register: ``spark.streams.addListener(observer.listener())``."""

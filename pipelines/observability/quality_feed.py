@@ -39,6 +39,14 @@ class _Consumer(Protocol):
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]: ...
 
+    def assignment(self) -> list[Any]: ...
+
+    def position(self, partitions: list[Any]) -> list[Any]: ...
+
+    def get_watermark_offsets(self, partition: Any, timeout: float = ...) -> tuple[int, int]: ...
+
+    def seek(self, partition: Any) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -71,32 +79,67 @@ class QualityFeed:
         self._scores = scores_decoder or RecordDecoder.from_settings("scores", settings)
         self._labels = labels_decoder or RecordDecoder.from_settings(settings.models.label_subject, settings)
         self.undecodable = 0
+        self.consumed = 0
+        self.skipped = 0
         self._lock = threading.Lock()  # the following thread applies records while the batch takes snapshots
         self._stopping = threading.Event()
         self._follower: threading.Thread | None = None
 
-    def follow(self, max_per_s: int, wait_s: float = 0.25) -> None:
+    def follow(self, max_per_s: int, wait_s: float = 0.25, max_lag_s: float = 60.0) -> None:
         """Poll in a daemon thread from now until :meth:`close`, reading at most ``max_per_s`` records a second.
 
         The bound keeps the driver's CPU for the stream: at 23,000 events/s, reading every score back took 7 µs
-        of driver CPU per event, 8% of the job's throughput on 2 cores (benchmarks/stream_throughput.py).
+        of driver CPU per event, 8% of the job's throughput on 2 cores (benchmarks/stream_throughput.py). A stream
+        faster than that would leave the feed ever further behind; once it is more than ``max_lag_s`` seconds of
+        reading behind, it skips ahead (:meth:`skip_ahead`), so the quality is judged on a sample of the scores
+        and labels, not on ever older ones.
         """
         if self._follower is not None:
             return
-        args = (max(1, int(max_per_s * wait_s)), wait_s)
+        args = (max(1, int(max_per_s * wait_s)), wait_s, int(max_per_s * max_lag_s))
         self._follower = threading.Thread(target=self._follow, args=args, name="quality-feed", daemon=True)
         self._follower.start()
 
-    def _follow(self, per_round: int, wait_s: float) -> None:
+    def _follow(self, per_round: int, wait_s: float, max_lag: int) -> None:
+        failing = False
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                read = self.poll(max_messages=per_round, timeout_s=wait_s)
+                before = self.consumed
+                self.poll(max_messages=per_round, timeout_s=wait_s)
+                spent = self.consumed - before >= per_round
+                if spent:
+                    self.skip_ahead(max_lag)
+                failing = False
             except Exception:  # the quality feed must not stop, nor stop the stream
-                log.exception("live quality: polling scores and labels failed")
-                read = per_round
-            if read >= per_round:  # the round's budget is spent: the rest waits for the next round
+                if not failing:  # once per run of failures, not every round
+                    log.exception("live quality: polling scores and labels failed")
+                failing, spent = True, True
+            if spent:  # the round's budget is spent: the rest waits for the next round
                 self._stopping.wait(max(0.0, wait_s - (time.monotonic() - started)))
+
+    def skip_ahead(self, max_lag: int) -> int:
+        """Move past all but the newest ``max_lag`` records of the assigned partitions (shared evenly); returns
+        how many records were skipped. Skipping is blind to scores and labels, so the pairs still read are an
+        unbiased sample; a label whose score was skipped waits unmatched until it is evicted."""
+        from confluent_kafka import TopicPartition
+
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return 0
+        keep = max(1, max_lag // len(assigned))
+        skipped = 0
+        for position in self._consumer.position(assigned):
+            if position.offset < 0:
+                continue
+            _, high = self._consumer.get_watermark_offsets(position, timeout=5.0)
+            if high - position.offset > keep:
+                skipped += high - keep - position.offset
+                self._consumer.seek(TopicPartition(position.topic, position.partition, high - keep))
+        if skipped:
+            self.skipped += skipped
+            log.info("live quality: %d records behind, skipped %d (sampling the stream)", max_lag, skipped)
+        return skipped
 
     def snapshot(self) -> QualitySnapshot:
         """The live quality of what was read so far (polling first when no thread follows the topics)."""
@@ -108,6 +151,7 @@ class QualityFeed:
     def poll(self, max_messages: int = 50_000, timeout_s: float = 0.0) -> int:
         """Apply what is available now (up to ``max_messages``); returns the number of records applied."""
         messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        self.consumed += len(messages)
         score_ids: list[str] = []
         scores: list[float] = []
         alerts: list[bool] = []

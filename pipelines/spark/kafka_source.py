@@ -57,4 +57,14 @@ def read_splits(read_tasks: int, topic_partitions: int | None) -> int:
     merges consecutive ranges: 3 topic partitions read by 2 tasks would give one task two thirds of the batch, and
     ``minPartitions=4`` still rounds to one range each; 6 ranges (2 per topic partition) merge into 2 halves.
     """
-    return math.lcm(read_tasks, topic_partitions) if topic_partitions else read_tasks
+    if not topic_partitions:
+        return read_tasks
+    splits = math.lcm(read_tasks, topic_partitions)
+    if splits > MAX_SPLITS_PER_TASK * read_tasks:  # many partitions: near-equal tasks from whole ones are enough
+        splits = read_tasks * -(-topic_partitions // read_tasks)
+    return splits
+
+
+MAX_SPLITS_PER_TASK = 8
+"""Beyond this many offset ranges per task (each is a separate Kafka fetch), :func:`read_splits` settles for
+tasks of nearly equal size."""

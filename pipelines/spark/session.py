@@ -44,6 +44,21 @@ def cluster_conf(settings: Settings, master: str) -> dict[str, str]:
     return conf
 
 
+LOCAL_JVM_OPTIONS = "-XX:+UseParallelGC"
+"""On a local master the driver JVM runs every task: G1's write barriers and concurrent threads cost CPU that a
+saturated machine's throughput feels (measured with scoring: 26,452-26,504 events/s against 24,819-25,308)."""
+
+
+def jvm_conf(settings: Settings, master: str) -> dict[str, str]:
+    """``spark.jvm_options`` for the driver and executors; unset, the parallel collector on a local master only."""
+    options = settings.spark.jvm_options
+    if options is None and master.startswith("local"):
+        options = LOCAL_JVM_OPTIONS
+    if options is None:
+        return {}
+    return {"spark.driver.extraJavaOptions": options, "spark.executor.extraJavaOptions": options}
+
+
 def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:
     """The Spark configuration every featurestream job runs with (also used to build spark-submit flags), with
     ``spark.extra_conf`` on top; an extra key that featurestream manages is a configuration error."""
@@ -94,6 +109,7 @@ def managed_spark_conf(settings: Settings, *, master: str | None = None) -> dict
         # point-in-time join cannot compare that with UTC entity timestamps.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.warehouse.dir": str(settings.stack.state_dir / "spark-warehouse"),
+        **jvm_conf(settings, master),
         **cluster_conf(settings, master),
     }
 

@@ -141,12 +141,16 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
         observer=(observer := start_observer(spark, settings, batch_log)),
     )
     trigger = {"availableNow": True} if available_now else {"processingTime": stream.trigger_interval}
-    query = (
-        features.writeStream.foreachBatch(writer)
-        .queryName(stream.query_name)
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(**trigger)
-        .start()
-    )
+    try:
+        query = (
+            features.writeStream.foreachBatch(writer)
+            .queryName(stream.query_name)
+            .option("checkpointLocation", str(checkpoint))
+            .trigger(**trigger)
+            .start()
+        )
+    except BaseException:
+        observer.close()  # its metrics endpoint and quality-feed thread must not outlive a query that never ran
+        raise
     log.info("started query %s (checkpoint %s)", stream.query_name, checkpoint)
     return RunningStream(query, writer, checkpoint, batch_log, observer)

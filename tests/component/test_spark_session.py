@@ -33,6 +33,14 @@ def test_python_workers_hold_no_archive_importer(spark: SparkSession) -> None:
     assert spark.sparkContext.parallelize(range(2), 2).flatMap(archive_importers).collect() == []
 
 
+def test_the_driver_jvm_collects_with_the_configured_collector(spark: SparkSession) -> None:
+    """``spark.jvm_options`` (the parallel collector by default) reaches the JVM pyspark launches."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert {bean.getName() for bean in beans} == {"PS Scavenge", "PS MarkSweep"}
+
+
 def test_kafka_connector_is_on_the_classpath(spark: SparkSession) -> None:
     jvm = spark.sparkContext._jvm
     assert jvm is not None

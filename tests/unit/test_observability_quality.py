@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from confluent_kafka import TopicPartition
 
 from pipelines.config import Settings
 from pipelines.observability.quality import LiveQuality, quality_from_frames, quality_of
@@ -123,8 +124,33 @@ class FakeConsumer:
         self.requested.append(num_messages)
         return self.batches.pop(0) if self.batches else []
 
+    positions: dict[tuple[str, int], int] = {}
+    highs: dict[tuple[str, int], int] = {}
+    sought: list[tuple[str, int, int]] = []
+
+    def assignment(self) -> list[Any]:
+        return [TopicPartition(topic, partition) for topic, partition in self.positions]
+
+    def position(self, partitions: list[Any]) -> list[Any]:
+        return [TopicPartition(p.topic, p.partition, self.positions[(p.topic, p.partition)]) for p in partitions]
+
+    def get_watermark_offsets(self, partition: Any, timeout: float = 0) -> tuple[int, int]:
+        return 0, self.highs[(partition.topic, partition.partition)]
+
+    def seek(self, partition: Any) -> None:
+        self.sought = [*self.sought, (partition.topic, partition.partition, partition.offset)]
+
     def close(self) -> None:
         self.closed = True
+
+
+def test_a_feed_far_behind_skips_to_the_newest_records() -> None:
+    consumer = FakeConsumer([])
+    consumer.positions = {("scores", 0): 100, ("scores", 1): 5_000, ("labels", 0): -1001}  # -1001: no position yet
+    consumer.highs = {("scores", 0): 10_100, ("scores", 1): 5_500, ("labels", 0): 40}
+    feed = QualityFeed(Settings(), LiveQuality(), consumer=consumer)
+    assert feed.skip_ahead(max_lag=3_000) == 9_000  # keeps 1,000 per partition: only scores/0 is further behind
+    assert consumer.sought == [("scores", 0, 9_100)] and feed.skipped == 9_000
 
 
 @pytest.mark.parametrize("following", [False, True], ids=["polled", "followed"])

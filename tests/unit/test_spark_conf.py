@@ -21,6 +21,15 @@ def test_extra_settings_reach_the_session_and_spark_submit(tmp_path: Path) -> No
     assert "spark.eventLog.enabled=true" in argv
 
 
+def test_driver_and_executors_run_the_configured_jvm_options(tmp_path: Path) -> None:
+    conf = spark_conf(Settings(stack={"state_dir": tmp_path}))  # local[2]: the parallel collector
+    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:+UseParallelGC"
+    cluster = spark_conf(Settings(stack={"state_dir": tmp_path}), master="spark://127.0.0.1:7077")
+    assert "spark.executor.extraJavaOptions" not in cluster  # the JVM's default for large executor heaps
+    g1 = Settings(stack={"state_dir": tmp_path}, spark={"jvm_options": "-XX:+UseG1GC"})
+    assert spark_conf(g1, master="spark://127.0.0.1:7077")["spark.executor.extraJavaOptions"] == "-XX:+UseG1GC"
+
+
 def test_an_extra_setting_that_featurestream_manages_is_refused(tmp_path: Path) -> None:
     settings = Settings(
         stack={"state_dir": tmp_path}, spark={"extra_conf": {"spark.sql.shuffle.partitions": "200", "a.b": "c"}}
@@ -31,7 +40,7 @@ def test_an_extra_setting_that_featurestream_manages_is_refused(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("read_tasks", "topic_partitions", "splits"),
-    [(2, 3, 6), (2, 4, 4), (2, None, 2), (6, 3, 6), (4, 6, 12), (1, 3, 3)],
+    [(2, 3, 6), (2, 4, 4), (2, None, 2), (6, 3, 6), (4, 6, 12), (1, 3, 3), (16, 50, 64)],
 )
 def test_a_micro_batch_is_cut_into_ranges_that_merge_into_equal_tasks(
     read_tasks: int, topic_partitions: int | None, splits: int

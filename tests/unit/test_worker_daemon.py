@@ -61,3 +61,32 @@ def test_namespace_packages_found_only_in_dropped_archives_are_forgotten() -> No
     }
     forget_namespaces_in_archives(modules, {jar, str(SPARK_LIB / "pyspark.zip")})
     assert sorted(modules) == ["shared", "zipimport"]
+
+
+def test_nested_namespace_packages_of_a_dropped_jar_are_forgotten_together(tmp_path: Path) -> None:
+    """``org`` and ``org.python`` both from a jar: the child's path is recomputed from the parent's, so the parent
+    must still be there while the scan runs (a real import, in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    jar = tmp_path / "core.jar"
+    with zipfile.ZipFile(jar, "w") as zf:
+        for directory in ("org/", "org/python/", "org/python/core/", "org/apache/"):  # jars list their folders
+            zf.writestr(directory, b"")
+        zf.writestr("org/python/core/Thing.class", b"")
+        zf.writestr("org/apache/Other.class", b"")
+    script = f"""
+import sys
+sys.path.insert(0, {str(jar)!r})
+try:
+    from org.python.core import PyStringMap  # what the standard library's copy module does
+except ImportError:
+    pass
+assert "org.python" in sys.modules
+from pipelines.spark.worker_daemon import forget_namespaces_in_archives
+sys.path.remove({str(jar)!r})
+forget_namespaces_in_archives(sys.modules, {{{str(jar)!r}}})
+assert "org" not in sys.modules and "org.python" not in sys.modules, sorted(n for n in sys.modules if "org" in n)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -337,7 +337,7 @@ class ObservabilitySettings(_Frozen):
         default=5_000,
         ge=1,
         description="Most scores and labels per second the live-quality feed reads back (each costs a decode on "
-        "the driver, ~7 µs): a faster stream's quality is judged with a delay, which the delayed labels have anyway.",
+        "the driver, ~7 µs); behind by more than 60 s of reading, it skips to the newest records (a sample).",
     )
     report_dir: Path | None = Field(
         default=None, description="Where `featurestream report` writes; unset means <state_dir>/reports."

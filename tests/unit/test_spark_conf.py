@@ -48,3 +48,11 @@ def test_a_micro_batch_is_cut_into_ranges_that_merge_into_equal_tasks(
     from pipelines.spark.kafka_source import read_splits
 
     assert read_splits(read_tasks, topic_partitions) == splits
+
+
+def test_settings_with_extra_spark_conf_stay_hashable(tmp_path: Path) -> None:
+    """Lookups and stores are cached by settings: a dict-valued setting must not make them unhashable."""
+    one = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": {"a.b": "c", "d.e": "f"}})
+    same = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": {"d.e": "f", "a.b": "c"}})
+    other = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": {"a.b": "x"}})
+    assert hash(one) == hash(same) and one == same and one != other

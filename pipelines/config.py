@@ -34,6 +34,14 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def __hash__(self) -> int:
+        """Settings are hashed (cached lookups key on them); a dict-valued field is hashed by its items."""
+        return hash(tuple((name, _hashable(value)) for name, value in self))
+
+
+def _hashable(value: object) -> object:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
 
 class KafkaSecurity(_Frozen):
     """How every Kafka client (producer, consumer, admin, Spark source and sink) authenticates."""
@@ -178,10 +186,6 @@ class StackSettings(_Frozen):
         return self.broker_port + 2 * node, self.controller_port + 2 * node
 
 
-def _hashable(value: object) -> object:
-    return tuple(sorted(value.items())) if isinstance(value, dict) else value
-
-
 class SparkSettings(_Frozen):
     master: str = "local[2]"
     app_name: str = "featurestream"
@@ -210,10 +214,6 @@ class SparkSettings(_Frozen):
     )
     ui_enabled: bool = False
     log_level: str = "WARN"
-
-    def __hash__(self) -> int:
-        """Settings are hashed (cached lookups key on them); ``extra_conf`` is a dict, hashed by its items."""
-        return hash(tuple((name, _hashable(value)) for name, value in self))
 
 
 class FeastSettings(_Frozen):

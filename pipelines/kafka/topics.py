@@ -76,12 +76,6 @@ def describe_topics(admin: AdminClient, names: Iterable[str] | None = None, time
     return infos
 
 
-def topic_partitions(admin: AdminClient, name: str, timeout_s: float = 10.0) -> int | None:
-    """The topic's partition count now, or None if it does not exist."""
-    topic = admin.list_topics(name, timeout=timeout_s).topics.get(name)
-    return len(topic.partitions) if topic is not None and topic.error is None else None
-
-
 def delete_topics(admin: AdminClient, names: Iterable[str], timeout_s: float = 30.0) -> None:
     """Delete topics, ignoring ones that are already gone (used by tests to clean up)."""
     futures = admin.delete_topics(list(names), operation_timeout=timeout_s, request_timeout=timeout_s)

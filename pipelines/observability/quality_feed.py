@@ -138,7 +138,7 @@ class QualityFeed:
                 self._consumer.seek(TopicPartition(position.topic, position.partition, high - keep))
         if skipped:
             self.skipped += skipped
-            log.info("live quality: %d records behind, skipped %d (sampling the stream)", max_lag, skipped)
+            log.info("live quality: more than %d records behind, skipped %d (sampling the stream)", max_lag, skipped)
         return skipped
 
     def snapshot(self) -> QualitySnapshot:

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
 
 StartingOffsets = Literal["earliest", "latest"]
 
+MAX_SPLITS_PER_TASK = 8
+"""Beyond this many offset ranges per task (each is a separate Kafka fetch), :func:`read_splits` settles for
+tasks of nearly equal size."""
+
 
 def read_kafka_stream(
     spark: SparkSession,
@@ -63,8 +67,3 @@ def read_splits(read_tasks: int, topic_partitions: int | None) -> int:
     if splits > MAX_SPLITS_PER_TASK * read_tasks:  # many partitions: near-equal tasks from whole ones are enough
         splits = read_tasks * -(-topic_partitions // read_tasks)
     return splits
-
-
-MAX_SPLITS_PER_TASK = 8
-"""Beyond this many offset ranges per task (each is a separate Kafka fetch), :func:`read_splits` settles for
-tasks of nearly equal size."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipelines.config import Settings
 from pipelines.domains import get_domain
 from pipelines.feast_io.writers import online_writer
-from pipelines.kafka.topics import admin_client, ensure_topics, topic_partitions
+from pipelines.kafka.topics import admin_client, describe_topics, ensure_topics
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
 from pipelines.models.registry import CHALLENGER
 from pipelines.observability.observer import StreamObserver
@@ -89,6 +89,7 @@ def read_transactions(spark: SparkSession, settings: Settings, starting_offsets:
     """The transactions topic as the job reads it: ``stream.read_tasks`` tasks per micro-batch, one per core of
     the Spark application by default (each task has a fixed cost, and equal tasks keep every core busy)."""
     stream, topic = settings.stream, settings.kafka.topics.transactions
+    described = describe_topics(admin_client(settings), [topic])
     return read_kafka_stream(
         spark,
         settings,
@@ -96,7 +97,7 @@ def read_transactions(spark: SparkSession, settings: Settings, starting_offsets:
         starting_offsets=starting_offsets,
         max_offsets_per_trigger=stream.max_offsets_per_trigger,
         read_tasks=stream.read_tasks or spark.sparkContext.defaultParallelism,
-        topic_partitions=topic_partitions(admin_client(settings), topic),
+        topic_partitions=described[0].partitions if described else None,
     )
 
 

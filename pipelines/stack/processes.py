@@ -12,6 +12,7 @@ reported as "exited during start-up" while it ran on, its pid file deleted).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -115,11 +116,74 @@ def wait_for_port(host: str, port: int, deadline: float) -> bool:
     return False
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LINUX_EPHEMERAL_RANGE = (32768, 60999)
+LOWEST_TEST_PORT = 10000
+"""Ports handed to private stacks are drawn from here up to the start of the ephemeral range."""
+
+_handed_out: set[int] = set()
+
+
+def ephemeral_port_range(source: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux's default where it cannot be read)."""
+    try:
+        low, high = source.read_text(encoding="ascii").split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return LINUX_EPHEMERAL_RANGE
+
+
+def private_port_candidates(size: int, ephemeral: tuple[int, int]) -> range:
+    """First ports of the blocks of ``size`` that lie wholly outside the ephemeral range.
+
+    Why outside it: a client that connects to a port of that range while nothing listens there yet (a KRaft node
+    not started, a broker a test has killed) can be given that very port as its own source port and connect to
+    itself (TCP self-connect). Kafka's raft client then reads its own request back as the response, fails with
+    ``CorrelationIdMismatchException`` and the node exits; and the port stays taken when the server starts. Ports
+    the OS hands out for ``bind(0)`` come from that same range, so they are not used.
+    """
+    low, high = ephemeral
+    if low - LOWEST_TEST_PORT >= size:
+        return range(LOWEST_TEST_PORT, low - size + 1)
+    return range(high + 1, 65536 - size + 1)
+
+
+def free_port_block(size: int = 1, host: str = "127.0.0.1", attempts: int = 500) -> int:
+    """The first of ``size`` consecutive ports, all free now and outside the ephemeral range (for private stacks).
+
+    Ports are drawn at random, so that separate processes rarely try the same ones, and never handed out twice in
+    one process, so that two calls in a row cannot return the same port before either is bound.
+    """
+    candidates = private_port_candidates(size, ephemeral_port_range())
+    for _ in range(attempts):
+        base = random.choice(candidates)
+        block = range(base, base + size)
+        if _handed_out.intersection(block) or not all_bindable(host, block):
+            continue
+        _handed_out.update(block)
+        return base
+    raise RuntimeError(f"no block of {size} free ports found on {host} in {candidates.start}-{candidates.stop - 1}")
+
+
+def all_bindable(host: str, ports: range) -> bool:
+    """True if every port can be bound now (all held at once, so none is counted twice)."""
+    probes: list[socket.socket] = []
+    try:
+        for port in ports:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(probe)
+            probe.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (for tests that start their own stack)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A port that is free now, outside the ephemeral range, and not handed out before (for private stacks)."""
+    return free_port_block(1, host)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -18,10 +18,7 @@ from pipelines.stack.processes import free_port
 
 def isolated_settings(state_dir: Path, **overrides: object) -> Settings:
     """Settings for a private stack: its own state dir and free ports, the project's jars."""
-    broker_port = free_port()
-    controller_port = free_port()
-    while controller_port == broker_port:
-        controller_port = free_port()
+    broker_port, controller_port = free_port(), free_port()
     stack = {
         "state_dir": state_dir,
         "broker_port": broker_port,

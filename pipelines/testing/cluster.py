@@ -6,35 +6,13 @@ what it started when the block ends.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pipelines.config import PROJECT_ROOT, Settings
-from pipelines.stack.processes import free_port
+from pipelines.stack.processes import free_port, free_port_block
 from pipelines.stack.redis_server import RedisServer
-
-
-def free_port_block(size: int, host: str = "127.0.0.1", attempts: int = 200) -> int:
-    """The first port of ``size`` consecutive ports that are all free now (node i uses base + 2i, base + 2i + 1)."""
-    for _ in range(attempts):
-        base = free_port(host)
-        if base + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(probe)
-                probe.bind((host, port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for probe in sockets:
-                probe.close()
-    raise RuntimeError(f"no block of {size} free ports found on {host}")
 
 
 def cluster_settings(state_dir: Path, *, brokers: int = 1, spark_workers: int = 0, **overrides: object) -> Settings:

@@ -7,7 +7,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.stack.processes import ManagedProcess, free_port, port_in_use, tail
+from pipelines.stack.processes import (
+    ManagedProcess,
+    all_bindable,
+    ephemeral_port_range,
+    free_port,
+    free_port_block,
+    port_in_use,
+    private_port_candidates,
+    tail,
+)
 
 
 def test_port_in_use_sees_a_listener() -> None:
@@ -17,6 +26,42 @@ def test_port_in_use_sees_a_listener() -> None:
         port = listener.getsockname()[1]
         assert port_in_use("127.0.0.1", port)
     assert not port_in_use("127.0.0.1", free_port())
+
+
+def test_private_ports_lie_outside_the_range_clients_take_source_ports_from() -> None:
+    """A client connecting to an unbound port of the ephemeral range can connect to itself: never use one."""
+    low, high = ephemeral_port_range()
+    ports = [free_port() for _ in range(50)]
+    assert all(not low <= port <= high for port in ports)
+    assert len(set(ports)) == len(ports), "a port was handed out twice"
+    assert all(not port_in_use("127.0.0.1", port) for port in ports)
+
+
+def test_a_port_block_is_free_and_wholly_outside_the_ephemeral_range() -> None:
+    low, high = ephemeral_port_range()
+    base = free_port_block(6)
+    block = range(base, base + 6)
+    assert all(not low <= port <= high for port in block)
+    assert all_bindable("127.0.0.1", block)
+
+
+def test_a_port_block_is_not_handed_out_while_one_of_its_ports_is_taken() -> None:
+    base = free_port_block(2)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base + 1))
+        assert not all_bindable("127.0.0.1", range(base, base + 2))
+
+
+def test_candidates_skip_above_the_ephemeral_range_when_none_fit_below_it() -> None:
+    assert private_port_candidates(4, (32768, 60999)) == range(10000, 32765)
+    assert private_port_candidates(4, (1024, 60999)) == range(61000, 65533)
+
+
+def test_the_ephemeral_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:
+    source = tmp_path / "ip_local_port_range"
+    source.write_text("40000\t50000\n")
+    assert ephemeral_port_range(source) == (40000, 50000)
+    assert ephemeral_port_range(tmp_path / "missing") == (32768, 60999)
 
 
 def test_managed_process_starts_identifies_and_stops_only_its_own(tmp_path: Path) -> None:

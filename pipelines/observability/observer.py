@@ -180,7 +180,16 @@ class StreamObserver:
         return report
 
     def close(self) -> None:
+        """Stop the endpoint and the quality feed, and let go of the alert publisher.
+
+        Letting go matters: Spark's listener bus keeps this observer (through its listener) for the life of the
+        session, so a publisher still referenced here would keep its Kafka producer, and its connections and
+        reconnect attempts, after the query has ended. Every alert was already flushed when it was published.
+        """
         if self.quality_feed is not None:
             self.quality_feed.close()
+            self.quality_feed = None
         if self.server is not None:
             self.server.close()
+            self.server = None
+        self.alerts = None

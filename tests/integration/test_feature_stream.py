@@ -26,10 +26,10 @@ from pipelines.generator.generator import GeneratorOptions
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
-from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import stream_settings
 from pipelines.testing.kafka import read_topic
 from pipelines.testing.reference import reference_features
+from pipelines.testing.streams import run_until_drained
 from pipelines.training.skew import measure_skew
 from pipelines.validation.engine import validate_rows
 
@@ -61,9 +61,7 @@ def streamed(kafka: Settings, spark: SparkSession, tmp_path: Path) -> dict:  # t
         bad_fraction=0.03,
     )
     summary = produce_transactions(settings, options, labels=False)
-    running = start_feature_stream(spark, settings, available_now=True)
-    running.query.awaitTermination(600)
-    assert running.query.exception() is None
+    running = run_until_drained(spark, settings)
     return {"settings": settings, "summary": summary, "history": running.writer.history, "running": running}
 
 
@@ -171,9 +169,7 @@ def test_a_restart_on_the_same_checkpoint_reprocesses_nothing(streamed: dict, sp
     settings = streamed["settings"]
     offline = Path(settings.stack.state_dir) / "feast" / "offline" / "card_features"
     files_before = sorted(p.name for p in offline.rglob("*.parquet"))
-    again = start_feature_stream(spark, settings, available_now=True)
-    again.query.awaitTermination(300)
-    assert again.query.exception() is None
+    again = run_until_drained(spark, settings, timeout_s=300)
     assert sum(b.records_read for b in again.writer.history) == 0
     assert sorted(p.name for p in offline.rglob("*.parquet")) == files_before
 

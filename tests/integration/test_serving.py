@@ -35,8 +35,8 @@ from pipelines.produce.files import produce_file
 from pipelines.produce.transactions import produce_transactions
 from pipelines.stack.processes import free_port
 from pipelines.stack.serving import serving_down, serving_status, serving_up
-from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import stream_settings
+from pipelines.testing.streams import run_until_drained
 from pipelines.training.run import run_training
 
 COUNT = 6_000
@@ -54,9 +54,7 @@ def latest_rows(settings: Settings, view: str, key: str) -> pd.DataFrame:
 
 
 def stream(spark: SparkSession, settings: Settings) -> int:
-    running = start_feature_stream(spark, settings, available_now=True)
-    running.query.awaitTermination(600)
-    assert running.query.exception() is None
+    running = run_until_drained(spark, settings)
     return sum(batch.valid for batch in running.writer.history)
 
 

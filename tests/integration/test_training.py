@@ -34,10 +34,10 @@ from pipelines.models import ModelRegistry
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.submit import spark_submit_argv
-from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import settings_environment, stream_settings
 from pipelines.testing.kafka import read_topic
 from pipelines.testing.models import register_synthetic_model
+from pipelines.testing.streams import run_until_drained
 from pipelines.training.dataset import service_columns
 from pipelines.training.run import TrainingRun, run_training
 
@@ -64,9 +64,7 @@ def trained(kafka: Settings, spark: SparkSession, tmp_path_factory: pytest.TempP
     summary = produce_transactions(settings, options, labels=True)
     assert summary.ok and summary.labels is not None
 
-    running = start_feature_stream(spark, settings, available_now=True)
-    running.query.awaitTermination(900)
-    assert running.query.exception() is None
+    running = run_until_drained(spark, settings, timeout_s=900)
     assert sum(batch.valid for batch in running.writer.history) == COUNT
 
     # Labels up to 4 days after the last event: the slowest confirmations are not known yet.
@@ -174,10 +172,7 @@ def _scores(settings: Any, topic: str | None = None) -> list[dict[str, Any]]:
 
 
 def _run_stream(spark: SparkSession, settings: Any) -> list[Any]:
-    running = start_feature_stream(spark, settings, available_now=True)
-    running.query.awaitTermination(600)
-    assert running.query.exception() is None
-    return running.writer.history
+    return run_until_drained(spark, settings).writer.history
 
 
 def test_live_events_are_scored_exactly_once_even_when_a_batch_is_replayed(

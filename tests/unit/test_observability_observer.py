@@ -3,8 +3,10 @@ Kafka (alerts, quality feed) and the real metrics, drift monitor and run log."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,8 +183,12 @@ def test_the_observer_counts_a_known_run_alerts_once_on_drift_and_logs_every_bat
     assert observer.monitor is None and "no drift checks" in caplog.text
     entry = observer.after_batch(Batch(4, 10, 10, {}, 10), merge_observations(observed(10, seed=14)))
     assert entry.drift == {} and sum(entry.score_counts) == 10
+    released = weakref.ref(publisher)
+    del publisher
     observer.close()
     assert feed.closed
+    gc.collect()
+    assert released() is None, "a closed observer still holds its alert publisher (and its Kafka producer)"
 
 
 def test_a_failing_alert_publisher_does_not_stop_the_batch(tmp_path: Path) -> None:

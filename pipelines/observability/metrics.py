@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -207,6 +208,19 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
+def remove_series(metric: Gauge, *labels: str) -> None:
+    """Drop one labelled series of ``metric`` from its registry.
+
+    prometheus_client warns that removal "has not been implemented in multi-process mode" whenever
+    PROMETHEUS_MULTIPROC_DIR is set, and importing Feast sets it. The warning is about a MultiProcessCollector
+    reading the shared files; the endpoint here exposes the metric's own registry, from which the series is
+    removed either way, so the warning is silenced for this call only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Removal of labels has not been implemented", category=UserWarning)
+        metric.remove(*labels)
+
+
 class PipelineMetrics:
     """All metrics of one streaming job, labelled by query name, on a registry of its own."""
 
@@ -352,11 +366,11 @@ class PipelineMetrics:
         """The model now scoring; None (no production model) clears it, so dashboards show no model."""
         if version is None:
             for name in self._known_models:
-                self.model_version.remove(self.query, name)
+                remove_series(self.model_version, self.query, name)
             self._known_models.clear()
             return
         for name in self._known_models - {model_name}:
-            self.model_version.remove(self.query, name)
+            remove_series(self.model_version, self.query, name)
         self._known_models = {model_name}
         self.model_version.labels(self.query, model_name).set(version)
 

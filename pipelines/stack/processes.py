@@ -143,9 +143,14 @@ def private_port_candidates(size: int, ephemeral: tuple[int, int]) -> range:
     the OS hands out for ``bind(0)`` come from that same range, so they are not used.
     """
     low, high = ephemeral
-    if low - LOWEST_TEST_PORT >= size:
-        return range(LOWEST_TEST_PORT, low - size + 1)
-    return range(high + 1, 65536 - size + 1)
+    below, above = range(LOWEST_TEST_PORT, low - size + 1), range(high + 1, 65536 - size + 1)
+    if len(below) >= len(above) and below:
+        return below
+    if above:
+        return above
+    # The ephemeral range covers every unprivileged port (some containers set 1024-65535): nothing is safe, so
+    # take the whole range and live with the (rare) self-connect rather than refuse to start a test stack.
+    return range(LOWEST_TEST_PORT, 65536 - size + 1)
 
 
 def free_port_block(size: int = 1, host: str = "127.0.0.1", attempts: int = 500) -> int:

@@ -55,6 +55,7 @@ def test_a_port_block_is_not_handed_out_while_one_of_its_ports_is_taken() -> Non
 def test_candidates_skip_above_the_ephemeral_range_when_none_fit_below_it() -> None:
     assert private_port_candidates(4, (32768, 60999)) == range(10000, 32765)
     assert private_port_candidates(4, (1024, 60999)) == range(61000, 65533)
+    assert private_port_candidates(1, (1024, 65535)) == range(10000, 65536), "no safe port: still some port"
 
 
 def test_the_ephemeral_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:

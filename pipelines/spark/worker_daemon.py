@@ -20,9 +20,11 @@ Used through ``spark.python.daemon.module`` (see :func:`pipelines.spark.session.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import runpy
+import signal
 import sys
 import zipimport
 from importlib.machinery import PathFinder
@@ -97,10 +99,23 @@ def preload_and_freeze(modules: tuple[str, ...] = PRELOADED) -> None:
     gc.freeze()
 
 
+STACK_DUMP_SIGNAL = signal.SIGUSR1
+
+
+def dump_stacks_on_signal(signum: int = STACK_DUMP_SIGNAL) -> None:
+    """On ``signum``, print every thread's Python stack to stderr, which Spark copies into the executor's log.
+
+    Registered in the daemon, so every worker it forks inherits it: ``kill -USR1 <worker pid>`` shows where a
+    stalled task waits (a Kafka call, a lock) without a debugger on the machine, and the worker carries on.
+    """
+    faulthandler.register(signum, all_threads=True)
+
+
 if __name__ == "__main__":
     launched_with = list(sys.path)
     sys.path[:] = without_spark_archives(launched_with)
     forget_namespaces_in_archives(sys.modules, set(launched_with) - set(sys.path))  # type: ignore[arg-type]
     drop_stale_zip_importers(sys.path_importer_cache, sys.path)  # type: ignore[arg-type]
     preload_and_freeze()
+    dump_stacks_on_signal()
     runpy.run_module("pyspark.daemon", run_name="__main__", alter_sys=True)

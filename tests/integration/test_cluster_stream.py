@@ -9,6 +9,7 @@ point is the failure handling, not throughput (benchmarks/cluster_throughput.py 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,10 +18,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from pipelines.config import Settings
@@ -32,6 +35,7 @@ from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.submit import spark_submit_argv
+from pipelines.spark.worker_daemon import STACK_DUMP_SIGNAL
 from pipelines.stack.kafka_cluster import KafkaCluster
 from pipelines.stack.redis_server import RedisServer
 from pipelines.stack.spark_standalone import SparkStandalone
@@ -114,13 +118,36 @@ class Run:
             time.sleep(0.2)
 
     def finish(self, timeout_s: float = 600) -> list[dict[str, Any]]:
-        try:
-            code = self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            raise
+        code = self.process.wait(timeout_s)
         assert code == 0, self.log.read_text()[-5000:]
         return self.batches()
+
+    def stop(self) -> None:
+        """Kill the job's process group (spark-submit's driver JVM and its Python), if it still runs: a job left
+        behind by a failed test would hold the cluster's executors and starve the next test's job."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+    def dump_threads(self) -> Path:
+        """The driver JVM's thread dump, next to the job's log, and every Python worker's stacks, in the executors'
+        logs (best effort): where a stalled job was waiting."""
+        for worker in psutil.process_iter(["cmdline"]):
+            if "pipelines.spark.worker_daemon" in " ".join(worker.info["cmdline"] or []):
+                with contextlib.suppress(psutil.Error):
+                    worker.send_signal(STACK_DUMP_SIGNAL)
+        dump = self.log.with_suffix(".threads.txt")
+        try:
+            driver = psutil.Process(self.process.pid)
+            family = [driver, *driver.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return dump
+        with dump.open("ab") as out:
+            for process in family:
+                with contextlib.suppress(psutil.Error, OSError, subprocess.SubprocessError):
+                    if process.name() == "java":
+                        subprocess.run(["jstack", str(process.pid)], stdout=out, stderr=subprocess.STDOUT, timeout=60)
+        return dump
 
 
 def produce(settings: Settings, seed: int, start: datetime) -> int:
@@ -171,8 +198,14 @@ def run_with_fault(stack: Settings, name: str, seed: int, fault: Callable[[Run],
     start = datetime.now(UTC) - timedelta(hours=2) + timedelta(minutes=25 * seed)
     valid = produce(stack, seed, start)
     run = Run(stack, name)
-    fault(run)
-    batches = run.finish()
+    try:
+        fault(run)
+        batches = run.finish()
+    except BaseException:
+        dump = run.dump_threads()
+        print(f"job {name} failed or stalled: driver threads in {dump}, workers' in the executors' logs, log {run.log}")
+        run.stop()
+        raise
     assert sum(b["records_read"] for b in batches) == EVENTS  # a batch Spark replays is logged once more
     assert sum(b["valid"] + b["dead_lettered"] for b in batches) == sum(b["records_read"] for b in batches)
     new = [event for event in score_ids(stack) if event not in before]
@@ -189,9 +222,11 @@ def test_a_broker_killed_mid_run_and_restarted(stack: Settings) -> None:
         pid = victim.status().pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        run.wait_for_batches(3)  # the job goes on with two brokers
-        assert victim.status().running is False
-        victim.up()
+        try:
+            run.wait_for_batches(3)  # the job goes on with two brokers
+            assert victim.status().running is False
+        finally:
+            victim.up()  # even when the job stalled: the next test needs all three brokers
 
     run_with_fault(stack, "broker-killed", 2, kill_a_broker)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import zipfile
 import zipimport
 from importlib.machinery import ModuleSpec
@@ -90,3 +92,25 @@ assert "org" not in sys.modules and "org.python" not in sys.modules, sorted(n fo
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_forked_worker_prints_its_stacks_on_the_signal_and_carries_on() -> None:
+    """Registered in the daemon, inherited by the workers it forks: where a stalled task waits, on request."""
+    script = """
+import os, signal, sys, time
+from pipelines.spark.worker_daemon import STACK_DUMP_SIGNAL, dump_stacks_on_signal
+dump_stacks_on_signal()
+child = os.fork()
+if child == 0:
+    def waiting_in_a_task():
+        os.kill(os.getpid(), STACK_DUMP_SIGNAL)
+        time.sleep(0.2)
+        print("carried on", flush=True)
+    waiting_in_a_task()
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "waiting_in_a_task" in done.stderr  # the stack, on stderr (the executor's log)
+    assert "carried on" in done.stdout

@@ -19,16 +19,24 @@ connections) and :func:`connect` asks for metadata until a broker connection, no
 (``benchmarks/transactional_start.py``). Another worker delivering the same partition later fences the kept
 producer; the kept producer notices at the first coordinator call of its next transaction (the marker offsets,
 sent before any record) and is replaced by a fresh one, which fences in turn and re-reads the marker.
+
+librdkafka's ``send_offsets_to_transaction`` can block past its timeout, for good, when the marker group's
+coordinator broker has died (librdkafka issues 5456 and 5511, open): a broker killed mid-run left every task of
+the next batch waiting there for as long as anyone watched. The call therefore runs on a helper thread and is
+given up after its timeout and a grace period (:func:`call_within`). The stuck clients are set aside, never used
+or closed again (closing them could block as well), and a fresh pair takes over: its ``init_transactions`` fences
+the stuck producer and aborts whatever it had open, and its own coordinator lookup finds the live broker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -52,6 +60,7 @@ _TRANSIENT_CODES = {
 _FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 _FENCED_TEXT = "fenced by a newer instance"
 _LIBRDKAFKA_LOG = logging.getLogger("featurestream.kafka.librdkafka")
+log = logging.getLogger(__name__)
 
 
 class ProducerLog:
@@ -145,6 +154,41 @@ class DeliveryError(FeaturestreamError):
     """A transaction could not be committed; the task fails and Spark retries it (nothing is half-visible)."""
 
 
+class _StuckError(Exception):
+    """A librdkafka call did not return within its timeout: its clients are set aside, fresh ones take over."""
+
+
+STUCK_GRACE_S = 5.0
+"""How long past its own timeout a librdkafka call may take before it counts as stuck."""
+
+_SET_ASIDE: list[TransactionalClients] = []
+"""Clients a stuck call still uses: kept referenced (never closed, never freed) so nothing waits on them again."""
+
+
+def call_within(call: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Run ``call`` on a daemon thread and wait at most ``timeout_s``; its exception, if any, is raised here.
+
+    For librdkafka calls that may ignore their own timeout (confluent-kafka releases the interpreter lock while
+    they block, so the thread can be left behind). Raises :class:`_StuckError` if the call has not returned.
+    """
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name=f"featurestream-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not outcome:
+        raise _StuckError(f"{what} did not return within {timeout_s:.0f} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 class _FencedError(Exception):
     """A kept producer was fenced by a newer one with the same transactional id (internal: retried fresh)."""
 
@@ -198,10 +242,16 @@ class ExactlyOnceSink:
         clients = _WORKER_CLIENTS.take(key) or self._new_clients(partition)
         try:
             delivery = self._deliver(clients, batch_id, partition, batch)
-        except _FencedError:  # another worker took over this partition's transactional id since: fence it back
+        except (_FencedError, _StuckError) as exc:  # fenced by another worker since, or stuck: fresh clients
+            if isinstance(exc, _StuckError):
+                log.warning("%s: batch %d partition %d: %s; fresh clients", self.sink_name, batch_id, partition, exc)
+                _SET_ASIDE.append(clients)
             clients = self._new_clients(partition)
             try:
                 delivery = self._deliver(clients, batch_id, partition, batch)
+            except _StuckError as exc:
+                _SET_ASIDE.append(clients)
+                raise DeliveryError(f"{self.sink_name}: batch {batch_id} partition {partition}: {exc}") from exc
             except _FencedError as exc:  # fenced again at once: another attempt of this task runs concurrently
                 raise DeliveryError(
                     f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: a concurrent attempt "
@@ -245,10 +295,12 @@ class ExactlyOnceSink:
             producer.begin_transaction()
             # The marker first: its coordinator round trip finds out, before any record is sent, whether another
             # worker has fenced this producer since the last batch.
-            producer.send_offsets_to_transaction(
-                [TopicPartition(self.marker_topic, 0, batch_id + 1)],
-                consumer.consumer_group_metadata(),
-                self.timeout_s,
+            marker = [TopicPartition(self.marker_topic, 0, batch_id + 1)]
+            group = consumer.consumer_group_metadata()
+            call_within(
+                lambda: producer.send_offsets_to_transaction(marker, group, self.timeout_s),
+                self.timeout_s + STUCK_GRACE_S,
+                "send_offsets_to_transaction",
             )
             for record in records:
                 self._produce(producer, record)

@@ -133,7 +133,9 @@ class Run:
         """The driver JVM's thread dump, next to the job's log, and every Python worker's stacks, in the executors'
         logs (best effort): where a stalled job was waiting."""
         for worker in psutil.process_iter(["cmdline"]):
-            if "pipelines.spark.worker_daemon" in " ".join(worker.info["cmdline"] or []):
+            # The module as an argument of its own (`python -m ...`): the JVMs name it inside a setting, and the
+            # signal would kill them.
+            if "pipelines.spark.worker_daemon" in (worker.info["cmdline"] or []):
                 with contextlib.suppress(psutil.Error):
                     worker.send_signal(STACK_DUMP_SIGNAL)
         dump = self.log.with_suffix(".threads.txt")

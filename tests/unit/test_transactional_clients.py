@@ -4,6 +4,7 @@ producers' log: a fenced producer is the fencing working, not a fatal error in t
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,8 @@ from pipelines.kafka.transactional_sink import (
     ProducerLog,
     TransactionalClients,
     _FencedError,
+    _StuckError,
+    call_within,
 )
 
 
@@ -126,3 +129,58 @@ def test_connect_is_best_effort() -> None:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT))
 
     connect(Unreachable(), "t", settle_s=0.05)  # type: ignore[arg-type]  # returns; the next call reports it
+
+
+def test_a_call_within_its_time_returns_and_hands_its_error_to_the_caller() -> None:
+    results: list[int] = []
+    call_within(lambda: results.append(1), 5.0, "quick")
+    assert results == [1]
+
+    def failing() -> None:
+        raise ValueError("from the helper thread")
+
+    with pytest.raises(ValueError, match="from the helper thread"):
+        call_within(failing, 5.0, "failing")
+
+
+def test_a_call_that_ignores_its_timeout_is_given_up() -> None:
+    """librdkafka's send_offsets_to_transaction can block for good when the group coordinator died."""
+    release = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(_StuckError, match="stuck-call did not return within 0 s"):
+        call_within(release.wait, 0.3, "stuck-call")
+    assert time.monotonic() - started < 5
+    release.set()
+
+
+def test_a_stuck_delivery_is_set_aside_and_fresh_clients_deliver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stuck clients are neither reused nor closed (closing could block too); fresh ones deliver the batch."""
+    from pipelines.kafka import transactional_sink
+
+    sink = ExactlyOnceSink(Settings(stack={"state_dir": tmp_path}), "scores", "marker")  # type: ignore[arg-type]
+    stuck_clients, stuck_consumer = _clients()
+    fresh_clients, _ = _clients()
+    handed_out = iter([stuck_clients, fresh_clients])
+    attempts: list[object] = []
+
+    def deliver_once(
+        self: ExactlyOnceSink, clients: object, batch_id: int, partition: int, records: object
+    ) -> PartitionDelivery:
+        attempts.append(clients)
+        if clients is stuck_clients:
+            raise _StuckError("send_offsets_to_transaction did not return within 65 s")
+        return PartitionDelivery("scores", batch_id, partition, 0, already_delivered=False)
+
+    monkeypatch.setattr(ExactlyOnceSink, "_deliver", deliver_once)
+    monkeypatch.setattr(ExactlyOnceSink, "_new_clients", lambda self, partition: next(handed_out))
+    monkeypatch.setattr(transactional_sink, "_SET_ASIDE", [])
+    monkeypatch.setattr(transactional_sink, "_WORKER_CLIENTS", ClientCache())
+    delivery = sink.deliver(4, 2, [])
+    assert delivery.batch_id == 4 and attempts == [stuck_clients, fresh_clients]
+    assert [stuck_clients] == transactional_sink._SET_ASIDE and not stuck_consumer.closed
+    assert (
+        transactional_sink._WORKER_CLIENTS.take(next(iter(transactional_sink._WORKER_CLIENTS._clients)))
+        is fresh_clients
+    )

@@ -242,23 +242,30 @@ class ExactlyOnceSink:
         clients = _WORKER_CLIENTS.take(key) or self._new_clients(partition)
         try:
             delivery = self._deliver(clients, batch_id, partition, batch)
-        except (_FencedError, _StuckError) as exc:  # fenced by another worker since, or stuck: fresh clients
-            if isinstance(exc, _StuckError):
-                log.warning("%s: batch %d partition %d: %s; fresh clients", self.sink_name, batch_id, partition, exc)
-                _SET_ASIDE.append(clients)
-            clients = self._new_clients(partition)
-            try:
-                delivery = self._deliver(clients, batch_id, partition, batch)
-            except _StuckError as exc:
-                _SET_ASIDE.append(clients)
-                raise DeliveryError(f"{self.sink_name}: batch {batch_id} partition {partition}: {exc}") from exc
-            except _FencedError as exc:  # fenced again at once: another attempt of this task runs concurrently
-                raise DeliveryError(
-                    f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: a concurrent attempt "
-                    "with the same transactional id fenced this one (Spark retries the task)"
-                ) from exc
+        except _FencedError:  # another worker took over this partition's transactional id since: fence it back
+            delivery, clients = self._deliver_fresh(batch_id, partition, batch)
+        except _StuckError as exc:
+            log.warning("%s: batch %d partition %d: %s; fresh clients", self.sink_name, batch_id, partition, exc)
+            _SET_ASIDE.append(clients)
+            delivery, clients = self._deliver_fresh(batch_id, partition, batch)
         _WORKER_CLIENTS.keep(key, clients)
         return delivery
+
+    def _deliver_fresh(
+        self, batch_id: int, partition: int, batch: Sequence[OutgoingRecord]
+    ) -> tuple[PartitionDelivery, TransactionalClients]:
+        """The retry with new clients (they fence the old ones); failing again fails the task, which Spark retries."""
+        clients = self._new_clients(partition)
+        try:
+            return self._deliver(clients, batch_id, partition, batch), clients
+        except _StuckError as exc:
+            _SET_ASIDE.append(clients)
+            raise DeliveryError(f"{self.sink_name}: batch {batch_id} partition {partition}: {exc}") from exc
+        except _FencedError as exc:  # fenced again at once: another attempt of this task runs concurrently
+            raise DeliveryError(
+                f"{self.sink_name}: batch {batch_id} partition {partition} not delivered: a concurrent attempt "
+                "with the same transactional id fenced this one (Spark retries the task)"
+            ) from exc
 
     def _new_clients(self, partition: int) -> TransactionalClients:
         producer = Producer(

@@ -141,6 +141,10 @@ def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float
         "median_input_rows": median([p["numInputRows"] for p in timed]),
         "median_trigger_s": median([p["durationMs"].get("triggerExecution", 0) / 1000 for p in timed]),
         "median_add_batch_s": median([p["durationMs"].get("addBatch", 0) / 1000 for p in timed]),
+        "median_trigger_parts_s": {
+            part: median([p["durationMs"].get(part, 0) / 1000 for p in timed])
+            for part in sorted({part for p in timed for part in p["durationMs"]} - {"triggerExecution"})
+        },
         "median_state_commit_s": median([s.get("commitTimeMs", 0) / 1000 for s in state]),
         "median_state_rows": median([s.get("numRowsTotal", 0) for s in state]),
         "median_state_memory_mb": median([s.get("memoryUsedBytes", 0) / 2**20 for s in state]),
@@ -190,6 +194,25 @@ def state_growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, list[
         "add_batch_s": [first["durationMs"].get("addBatch", 0) / 1000, last["durationMs"].get("addBatch", 0) / 1000],
         "state_memory_mb": [state_mb(first), state_mb(last)],
     }
+
+
+def latency_by_third(steady: np.ndarray) -> list[dict[str, float]] | None:
+    """p50 / p99 of the events produced in each third of the timed traffic, by event time.
+
+    A job whose batches cost more as its state grows shows it here: the last third's tail is longer than the
+    first's even at the same rate.
+    """
+    if len(steady) < 3:
+        return None
+    order = np.argsort(steady[:, 0], kind="stable")
+    thirds = np.array_split(steady[order], 3)
+    return [
+        {
+            "p50": round(float(np.percentile((part[:, 1] - part[:, 0]) / 1000, 50)), 3),
+            "p99": round(float(np.percentile((part[:, 1] - part[:, 0]) / 1000, 99)), 3),
+        }
+        for part in thirds
+    ]
 
 
 def main() -> None:
@@ -280,6 +303,7 @@ def main() -> None:
         | {"max": round(float(latency_s.max()), 3)}
         if len(latency_s)
         else None,
+        "latency_by_third_s": latency_by_third(steady),
         "last_batch_input_rows": progress["numInputRows"] if progress else None,
         "timed_batches": batches,
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

@@ -6,19 +6,24 @@ micro-batch; among events with the very same timestamp, only those that arrived 
 so the result never depends on how events are cut into micro-batches. With events in event-time order per
 entity (Kafka keys by entity) that is every earlier event, which is what Feast's point-in-time join sees.
 
-One call handles many entities of one type at once (a state bucket): events are sorted by (entity, time) and
-every window becomes a pair of ``searchsorted`` bounds, so the cost is per event, not per entity. Nothing here
+One call handles many entities of one type at once (a state bucket): the batch's events are merged into the
+bucket's history, which is kept in (entity, time) order with entity ids and categories as integer codes, and
+every window becomes a pair of ``searchsorted`` bounds. The cost is per event, not per entity; what grows with
+the held history is copying arrays, never sorting it or touching a Python object per held event. Nothing here
 imports Spark or Kafka; unit tests call it with ten rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Aggregation = Literal["count", "sum", "max", "mean", "count_distinct", "seconds_since_prev"]
 
@@ -75,22 +80,102 @@ class EntityFeatureSet:
         return max(a.window_ms for a in self.aggregates)
 
 
+@dataclass(frozen=True)
+class CodedStrings:
+    """A string column as codes into a dictionary of its distinct values (code -1 is null).
+
+    A state bucket holds each entity id and category once, in the dictionary; a held event costs one integer.
+    Merging a batch into the history then works on integers: no Python string per held event is built, hashed
+    or compared (that was most of the stateful stage's per-batch cost as its state grew, py-spy, 2026-12-06).
+    """
+
+    codes: np.ndarray
+    """int64, one per row; -1 for null."""
+    dictionary: pa.Array
+    """Distinct strings (``pa.string()``), in no particular order."""
+
+    @classmethod
+    def empty(cls) -> CodedStrings:
+        return cls(np.empty(0, dtype=np.int64), pa.array([], type=pa.string()))
+
+    @classmethod
+    def from_values(cls, values: np.ndarray | Sequence[str | None]) -> CodedStrings:
+        codes, dictionary = cls.empty().codes_for(np.asarray(values, dtype=object))
+        return cls(codes, dictionary)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def values(self) -> np.ndarray:
+        """The strings themselves, as an object array (``None`` for null)."""
+        lookup = np.array([*self.dictionary.to_pylist(), None], dtype=object)
+        return lookup[self.codes]  # -1 picks the appended None
+
+    def take(self, index: np.ndarray) -> CodedStrings:
+        return CodedStrings(self.codes[index], self.dictionary)
+
+    def run_starts(self) -> np.ndarray:
+        """True where a run of equal values begins."""
+        starts = np.ones(len(self.codes), dtype=bool)
+        if len(self.codes) > 1:
+            starts[1:] = self.codes[1:] != self.codes[:-1]
+        return starts
+
+    def codes_for(self, values: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        """Codes of ``values`` (nulls -1) in this dictionary, extended by the values it lacks; and that dictionary."""
+        array = pa.array(values, type=pa.string(), from_pandas=True)
+        found = pc.index_in(array, value_set=self.dictionary)
+        dictionary = self.dictionary
+        unseen = pc.and_(pc.is_null(found), pc.is_valid(array))
+        if pc.any(unseen).as_py():
+            dictionary = pa.concat_arrays([dictionary, pc.unique(array.filter(unseen))])
+            found = pc.index_in(array, value_set=dictionary)
+        return found.fill_null(-1).to_numpy().astype(np.int64, copy=False), dictionary
+
+    def compacted(self) -> CodedStrings:
+        """The same strings without dictionary entries no row uses any more (forgotten entities, old categories)."""
+        used = np.zeros(len(self.dictionary), dtype=bool)
+        used[self.codes[self.codes >= 0]] = True
+        if used.all():
+            return self
+        renumbered = np.cumsum(used) - 1
+        codes = np.where(self.codes >= 0, renumbered[np.maximum(self.codes, 0)], -1)
+        return CodedStrings(codes, self.dictionary.filter(pa.array(used)))
+
+
 @dataclass
 class EntityHistory:
-    """Recent events of a set of entities (one state bucket), sorted by (entity, event time)."""
+    """Recent events of a set of entities (one state bucket): each entity's events are contiguous (a run), in
+    event-time order, equal times in arrival order. Runs are in no particular order."""
 
-    keys: np.ndarray
+    keys: CodedStrings
     times_ms: np.ndarray
     numeric: dict[str, np.ndarray]
-    categories: dict[str, np.ndarray]
+    categories: dict[str, CodedStrings]
 
     @classmethod
     def empty(cls, features: EntityFeatureSet) -> EntityHistory:
         return cls(
-            keys=np.empty(0, dtype=object),
+            keys=CodedStrings.empty(),
             times_ms=np.empty(0, dtype=np.int64),
             numeric={c: np.empty(0, dtype=np.float64) for c in features.numeric_columns},
-            categories={c: np.empty(0, dtype=object) for c in features.category_columns},
+            categories={c: CodedStrings.empty() for c in features.category_columns},
+        )
+
+    @classmethod
+    def from_values(
+        cls,
+        keys: np.ndarray | Sequence[str],
+        times_ms: np.ndarray,
+        numeric: dict[str, np.ndarray],
+        categories: dict[str, np.ndarray | Sequence[str | None]],
+    ) -> EntityHistory:
+        """A history from plain values (already grouped by entity and in time order within each)."""
+        return cls(
+            keys=CodedStrings.from_values(keys),
+            times_ms=np.asarray(times_ms, dtype=np.int64),
+            numeric={c: np.asarray(v, dtype=np.float64) for c, v in numeric.items()},
+            categories={c: CodedStrings.from_values(v) for c, v in categories.items()},
         )
 
     def __len__(self) -> int:
@@ -98,23 +183,81 @@ class EntityHistory:
 
     def take(self, index: np.ndarray) -> EntityHistory:
         return EntityHistory(
-            keys=self.keys[index],
+            keys=self.keys.take(index),
             times_ms=self.times_ms[index],
             numeric={c: v[index] for c, v in self.numeric.items()},
-            categories={c: v[index] for c, v in self.categories.items()},
+            categories={c: v.take(index) for c, v in self.categories.items()},
         )
 
     def pruned(self, horizon_ms: int, forget_before_ms: int | None = None) -> EntityHistory:
         """Drop events at or before ``horizon_ms`` except each entity's latest (kept for seconds_since_prev);
-        drop entities whose latest event is at or before ``forget_before_ms`` altogether."""
+        drop entities whose latest event is at or before ``forget_before_ms`` altogether. Strings no event uses
+        any more leave the dictionaries."""
         if not len(self):
             return self
-        latest = _last_of_each_run(self.keys)
-        keep = (self.times_ms > horizon_ms) | latest
+        codes = self.keys.codes
+        keep = (self.times_ms > horizon_ms) | _last_of_each_run(codes)
         if forget_before_ms is not None:
-            latest_time = _broadcast_run_last(self.keys, self.times_ms)
-            keep &= latest_time > forget_before_ms
-        return self.take(np.flatnonzero(keep))
+            keep &= _broadcast_run_last(codes, self.times_ms) > forget_before_ms
+        kept = self if keep.all() else self.take(np.flatnonzero(keep))
+        return EntityHistory(
+            keys=kept.keys.compacted(),
+            times_ms=kept.times_ms,
+            numeric=kept.numeric,
+            categories={c: v.compacted() for c, v in kept.categories.items()},
+        )
+
+
+@dataclass(frozen=True)
+class _Merge:
+    """Where a batch's events go in the history: the history stays in place, each event is inserted after its
+    entity's events with an earlier or equal time (so a history event precedes a batch event of the same time,
+    and batch events of the same entity and time keep their arrival order).
+
+    Sorting the key (run rank, time) of the batch alone and binary-searching it in the history, which is
+    already in that order, costs O(batch log held) plus copying: the history is never re-sorted.
+    """
+
+    order: np.ndarray
+    """The batch's events sorted by (run rank, time), stable."""
+    insert_at: np.ndarray
+    """For each event in ``order``: the history position it is inserted before."""
+    positions: np.ndarray
+    """Each event's position in the merged arrays, in the batch's own order."""
+    composite: np.ndarray
+    """The merged (run rank, time) key, as ``rank * span + time - origin``: ascending."""
+    batch_rank: np.ndarray
+    span: int
+    origin: int
+
+    @classmethod
+    def plan(cls, held_keys: CodedStrings, held_times: np.ndarray, codes: np.ndarray, times: np.ndarray) -> _Merge:
+        """``held_keys`` and ``held_times`` are the history's (runs of entities, time-ordered within each);
+        ``codes`` and ``times`` the batch's, in arrival order."""
+        held_codes = held_keys.codes
+        run_starts = held_keys.run_starts()
+        held_rank = np.cumsum(run_starts) - 1
+        runs = int(run_starts.sum())
+        rank_of_code = np.full(int(max(held_codes.max(initial=-1), codes.max(initial=-1))) + 1, -1, dtype=np.int64)
+        rank_of_code[held_codes[run_starts]] = np.arange(runs)
+        unranked = np.unique(codes[rank_of_code[codes] < 0])  # entities new to the bucket rank after the held
+        rank_of_code[unranked] = runs + np.arange(len(unranked))
+        batch_rank = rank_of_code[codes]
+        every_time = np.concatenate([held_times, times])
+        origin = int(every_time.min()) if len(every_time) else 0
+        span = int(every_time.max()) - origin + 1 if len(every_time) else 1
+        held_composite = held_rank * span + (held_times - origin)
+        batch_composite = batch_rank * span + (times - origin)
+        order = np.argsort(batch_composite, kind="stable")
+        insert_at = np.searchsorted(held_composite, batch_composite[order], side="right")
+        positions = np.empty(len(order), dtype=np.int64)
+        positions[order] = insert_at + np.arange(len(order))
+        composite = np.insert(held_composite, insert_at, batch_composite[order])
+        return cls(order, insert_at, positions, composite, batch_rank, span, origin)
+
+    def merged(self, held: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """One column of the merged history: ``held`` with ``batch``'s values inserted."""
+        return np.insert(held, self.insert_at, batch[self.order])
 
 
 def compute_window_features(
@@ -126,34 +269,28 @@ def compute_window_features(
     The result also has ``is_latest_in_batch``: True on each entity's last event of this call, the row the
     online store should hold. The returned history is not pruned; the caller prunes it against the watermark.
     """
-    new_keys = events[features.key_column].to_numpy(dtype=object)
+    new_codes, key_dictionary = history.keys.codes_for(events[features.key_column].to_numpy(dtype=object))
+    if (new_codes < 0).any():
+        raise ValueError(f"events without a {features.key_column} cannot have {features.entity} features")
     new_times = events["event_time_ms"].to_numpy(dtype=np.int64)
-    keys = np.concatenate([history.keys, new_keys])
-    times = np.concatenate([history.times_ms, new_times])
-    codes, _ = pd.factorize(keys)
-    # Stable: history before the batch and the batch in arrival order among equal (entity, time).
-    order = np.lexsort((times, codes))
-    codes, times, keys = codes[order], times[order], keys[order]
+    merge = _Merge.plan(history.keys, history.times_ms, new_codes, new_times)
+    times = merge.merged(history.times_ms, new_times)
     numeric = {
-        c: np.concatenate([history.numeric[c], events[c].to_numpy(dtype=np.float64)])[order]
-        for c in features.numeric_columns
+        c: merge.merged(history.numeric[c], events[c].to_numpy(dtype=np.float64)) for c in features.numeric_columns
     }
-    categories = {
-        c: np.concatenate([history.categories[c], events[c].to_numpy(dtype=object)])[order]
-        for c in features.category_columns
-    }
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-    new_positions = position[len(history) :]
-    new_codes = codes[new_positions]
-    entity_start = np.searchsorted(codes, new_codes, side="left")
+    categories = {}
+    for c in features.category_columns:
+        held = history.categories[c]
+        codes, dictionary = held.codes_for(events[c].to_numpy(dtype=object))
+        categories[c] = CodedStrings(merge.merged(held.codes, codes), dictionary)
+    new_positions = merge.positions
+    run_key = merge.batch_rank * merge.span
+    entity_start = np.searchsorted(merge.composite, run_key, side="left")
     # An event's own position bounds its window: earlier times, and equal times that arrived before it.
     upper = new_positions + 1
-    origin = int(times.min()) if len(times) else 0
-    span = (int(times.max()) - origin + 1) if len(times) else 1
-    composite = codes.astype(np.int64) * span + (times - origin)
 
     columns: dict[str, np.ndarray] = {}
+    cumulative_sums: dict[str, np.ndarray] = {}  # per column, shared by its sums and means
     for aggregate in features.aggregates:
         if aggregate.aggregation == "seconds_since_prev":
             previous = new_positions - 1
@@ -162,28 +299,31 @@ def compute_window_features(
             result[has_previous] = (new_times[has_previous] - times[previous[has_previous]]) / _MS
             columns[aggregate.name] = result
             continue
-        bound = new_codes.astype(np.int64) * span + (new_times - aggregate.window_ms - origin)
-        lower = np.maximum(np.searchsorted(composite, bound, side="right"), entity_start)
+        bound = run_key + (new_times - aggregate.window_ms - merge.origin)
+        lower = np.maximum(np.searchsorted(merge.composite, bound, side="right"), entity_start)
         count = upper - lower
         if aggregate.aggregation == "count":
             columns[aggregate.name] = count.astype(np.int64)
             continue
         assert aggregate.column is not None
         if aggregate.aggregation == "count_distinct":
-            columns[aggregate.name] = _distinct_in_windows(categories[aggregate.column], lower, upper)
+            columns[aggregate.name] = _distinct_in_windows(categories[aggregate.column].codes, lower, upper)
             continue
         values = numeric[aggregate.column]
         if aggregate.aggregation == "max":
             columns[aggregate.name] = _range_max(values, lower, upper)
             continue
-        cumulative = np.concatenate([[0.0], np.cumsum(values)])
+        if aggregate.column not in cumulative_sums:
+            cumulative_sums[aggregate.column] = np.concatenate([[0.0], np.cumsum(values)])
+        cumulative = cumulative_sums[aggregate.column]
         window_sum = cumulative[upper] - cumulative[lower]
         columns[aggregate.name] = window_sum if aggregate.aggregation == "sum" else window_sum / count
 
-    # The latest event of the batch per entity is the new event with the highest sorted position.
+    # The latest event of the batch per entity is the new event with the highest merged position.
     last_new = pd.Series(new_positions).groupby(new_codes).transform("max").to_numpy()
     columns[IS_LATEST] = new_positions == last_new
     frame = pd.DataFrame(columns, index=events.index)
+    keys = CodedStrings(merge.merged(history.keys.codes, new_codes), key_dictionary)
     updated = EntityHistory(keys=keys, times_ms=times, numeric=numeric, categories=categories)
     return frame, updated
 
@@ -206,25 +346,34 @@ def _broadcast_run_last(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _distinct_in_windows(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """len(set(values[lo:hi])) for each (lo, hi) with lo < hi.
 
-    Two ways, whichever costs less. A Python set per window costs ~0.05 µs per window element; it was a tenth of
-    the Python workers' time with scoring in large batches (py-spy, 2026-12-06). The vectorised count factorises
-    and sorts every held value first (~0.16 µs each): in a real-time stream's small batches, few windows over a
-    large history, that costs more than the sets (35 vs 23 ms per bucket call measured, 75,000 held, 900 new).
+    Two ways, whichever touches fewer elements. Gathering every window's elements and counting distinct
+    (window, value) pairs costs per window element: right for a stream's small batches, few short windows over a
+    large held history. Counting first occurrences costs per held value plus per window element: right when the
+    windows together span the history many times over (a batch that is most of the history).
     """
     lengths = upper - lower
-    if int(lengths.sum()) < _SETS_CHEAPER_BELOW * len(values):
-        return np.fromiter(
-            (len(set(values[lo:hi])) for lo, hi in zip(lower, upper, strict=True)), dtype=np.int64, count=len(lower)
-        )
+    if int(lengths.sum()) < _GATHER_CHEAPER_BELOW * len(values):
+        window, position = _window_elements(lower, lengths)
+        codes, _ = pd.factorize(values[position], use_na_sentinel=False)  # None is a value of its own, as in a set
+        width = int(codes.max(initial=0)) + 1
+        pairs = pd.unique(window * width + codes)
+        return np.bincount(pairs // width, minlength=len(lower)).astype(np.int64)
     return _first_occurrences_in_windows(values, lower, lengths)
 
 
-_SETS_CHEAPER_BELOW = 3
-"""Window elements per held value under which the Python sets are cheaper (the ratio of the costs above)."""
+_GATHER_CHEAPER_BELOW = 3
+"""Window elements per held value under which gathering the windows costs less than scanning the history."""
+
+
+def _window_elements(lower: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every element of every window [lo, lo + length): its window's index and its position, windows in order."""
+    window = np.repeat(np.arange(len(lower)), lengths)
+    first = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return window, np.repeat(lower, lengths) + (np.arange(len(window)) - first)
 
 
 def _first_occurrences_in_windows(values: np.ndarray, lower: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The vectorised count: position j counts in [lo, lo + length) iff the previous position holding the same
+    """The scanning count: position j counts in [lo, lo + length) iff the previous position holding the same
     value is before lo. Each step looks at the j-th position of every window still that long, so the loop's
     work is the total of the window lengths, in numpy."""
     distinct = np.zeros(len(lower), dtype=np.int64)
@@ -244,9 +393,18 @@ def _first_occurrences_in_windows(values: np.ndarray, lower: np.ndarray, lengths
 
 
 def _range_max(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """max(values[lo:hi]) for each (lo, hi) with lo < hi, vectorised with ufunc.reduceat."""
+    """max(values[lo:hi]) for each (lo, hi) with lo < hi, vectorised with ufunc.reduceat.
+
+    ``reduceat`` over the whole array reduces every stretch between consecutive bounds too, so it costs per held
+    value; when the windows are short against the history, their elements are gathered first and only they are
+    reduced (41 -> 1 ms per bucket call measured, 517,500 held, 3,500 new).
+    """
     if not len(lower):
         return np.empty(0, dtype=np.float64)
+    lengths = upper - lower
+    if int(lengths.sum()) < _GATHER_CHEAPER_BELOW * len(values):
+        _, position = _window_elements(lower, lengths)
+        return np.maximum.reduceat(values[position], np.cumsum(lengths) - lengths)
     padded = np.append(values, -np.inf)  # reduceat indices must be < len; the pad is never inside a window
     bounds = np.empty(2 * len(lower), dtype=np.int64)
     bounds[0::2] = lower

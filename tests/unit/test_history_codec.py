@@ -22,24 +22,23 @@ BUCKETS = 64
 
 def _card_history(keys: list[str], merchants: list[str | None]) -> EntityHistory:
     size = len(keys)
-    return EntityHistory(
-        keys=np.array(keys, dtype=object),
+    return EntityHistory.from_values(
+        keys=keys,
         times_ms=np.arange(size, dtype=np.int64) * 1_000 + 1_700_000_000_000,
         numeric={"amount": np.linspace(0.01, 99.99, size)},
-        categories={"merchant_id": np.array(merchants, dtype=object)},
+        categories={"merchant_id": merchants},
     )
 
 
 def _assert_same(decoded: EntityHistory, original: EntityHistory, features: EntityFeatureSet) -> None:
-    assert decoded.keys.dtype == object
-    assert decoded.keys.tolist() == original.keys.tolist()
+    assert decoded.keys.values().tolist() == original.keys.values().tolist()
     assert decoded.times_ms.dtype == np.int64
     np.testing.assert_array_equal(decoded.times_ms, original.times_ms)
     for column in features.numeric_columns:
         assert decoded.numeric[column].dtype == np.float64
         np.testing.assert_array_equal(decoded.numeric[column], original.numeric[column])  # bit-exact
     for column in features.category_columns:
-        assert decoded.categories[column].tolist() == original.categories[column].tolist()
+        assert decoded.categories[column].values().tolist() == original.categories[column].values().tolist()
 
 
 def test_card_history_round_trips_exactly() -> None:
@@ -85,8 +84,9 @@ def test_repeated_strings_are_stored_once() -> None:
     )
 )
 def test_merchant_history_round_trips(rows: list[tuple[str, int, float]]) -> None:
-    history = EntityHistory(
-        keys=np.array([r[0] for r in rows], dtype=object),
+    rows = sorted(rows, key=lambda row: (row[0], row[1]))  # a history holds each entity's events together
+    history = EntityHistory.from_values(
+        keys=[r[0] for r in rows],
         times_ms=np.array([r[1] for r in rows], dtype=np.int64),
         numeric={"amount": np.array([r[2] for r in rows], dtype=np.float64)},
         categories={},
@@ -96,6 +96,13 @@ def test_merchant_history_round_trips(rows: list[tuple[str, int, float]]) -> Non
         history,
         MERCHANT_FEATURES,
     )
+
+
+def test_history_not_holding_each_entitys_events_together_is_refused() -> None:
+    """The merge relies on it: an entity split in two would have its windows cut at the split."""
+    scattered = _card_history(["card-1", "card-2", "card-1"], ["mrc-1", "mrc-1", "mrc-1"])
+    with pytest.raises(HistoryFormatError, match="together"):
+        decode_history(encode_history(scattered, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS)
 
 
 def test_value_of_the_old_format_is_refused_clearly() -> None:
@@ -113,8 +120,8 @@ def test_stream_without_the_format_marker_is_refused() -> None:
 
 
 def test_history_lacking_a_column_the_features_read_is_refused() -> None:
-    merchant_only = EntityHistory(
-        keys=np.array(["m1"], dtype=object),
+    merchant_only = EntityHistory.from_values(
+        keys=["m1"],
         times_ms=np.array([1], dtype=np.int64),
         numeric={"amount": np.array([1.0])},
         categories={},
@@ -132,3 +139,13 @@ def test_state_written_with_another_bucket_count_is_refused_with_both_counts() -
     history = _card_history(["card-1"], ["mrc-1"])
     with pytest.raises(HistoryFormatError, match=r"state_buckets=64, the job now has 16.*back to 64"):
         decode_history(encode_history(history, state_buckets=64), CARD_FEATURES, state_buckets=16)
+
+
+def test_value_written_without_compression_reads_back_the_same() -> None:
+    """Checkpoints written before the buffers were compressed keep working."""
+    history = _card_history(["card-1", "card-1", "card-2"], ["mrc-1", None, "mrc-2"])
+    table = pa.ipc.open_stream(pa.py_buffer(encode_history(history, state_buckets=BUCKETS))).read_all()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    _assert_same(decode_history(bytes(sink.getvalue()), CARD_FEATURES, state_buckets=BUCKETS), history, CARD_FEATURES)

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
 from pipelines.testing.reference import reference_features as reference
-from pipelines.transforms.windows import EntityHistory, _distinct_in_windows, compute_window_features
+from pipelines.transforms import windows as windows_module
+from pipelines.transforms.windows import (
+    CodedStrings,
+    EntityHistory,
+    _distinct_in_windows,
+    _range_max,
+    compute_window_features,
+)
 
 MINUTE_MS = 60_000
 
@@ -168,24 +175,104 @@ def test_idle_entities_are_forgotten_and_latest_events_kept() -> None:
     events = pd.concat([_events([0, 5], [1.0, 2.0], ["m", "m"], "old"), _events([3000], [3.0], ["m"], "new")])
     _, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events)
     pruned = history.pruned(horizon_ms=2000 * MINUTE_MS, forget_before_ms=10 * MINUTE_MS)
-    assert pruned.keys.tolist() == ["new"]
+    assert pruned.keys.values().tolist() == ["new"]
     kept = history.pruned(horizon_ms=2000 * MINUTE_MS)
-    assert sorted(kept.keys.tolist()) == ["new", "old"]  # each entity's latest survives the horizon
-    assert kept.times_ms[kept.keys == "old"].tolist() == [5 * MINUTE_MS]
+    assert sorted(kept.keys.values().tolist()) == ["new", "old"]  # each entity's latest survives the horizon
+    assert kept.times_ms[kept.keys.values() == "old"].tolist() == [5 * MINUTE_MS]
 
 
+_WINDOWS = st.lists(st.tuples(st.integers(0, 59), st.integers(1, 60)), min_size=0, max_size=20)
+
+
+@pytest.mark.parametrize("gather_below", [0, 10**9], ids=["scanning", "gathering"])
+@settings(deadline=None)
 @given(
     values=st.lists(st.sampled_from(["m-1", "m-2", "m-3", "m-4", None]), min_size=1, max_size=60),
-    data=st.data(),
+    bounds=_WINDOWS,
 )
-def test_distinct_in_windows_is_the_size_of_each_windows_set(values: list[str | None], data: st.DataObject) -> None:
-    """The vectorised distinct count agrees with a Python set over each window, None counting as a value."""
-    array = np.array(values, dtype=object)
-    bounds = data.draw(
-        st.lists(st.tuples(st.integers(0, len(values) - 1), st.integers(1, len(values))), min_size=0, max_size=20)
-    )
-    windows = [(low, high) for low, high in bounds if low < high]
+def test_distinct_in_windows_is_the_size_of_each_windows_set(
+    values: list[str | None], bounds: list[tuple[int, int]], gather_below: int
+) -> None:
+    """Both ways of counting agree with a Python set over each window, None counting as a value."""
+    windows = [(low, high) for low, high in bounds if low < high <= len(values)]
     lower = np.array([low for low, _ in windows], dtype=np.int64)
     upper = np.array([high for _, high in windows], dtype=np.int64)
     expected = [len(set(values[low:high])) for low, high in windows]
-    assert _distinct_in_windows(array, lower, upper).tolist() == expected
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(windows_module, "_GATHER_CHEAPER_BELOW", gather_below)
+        assert _distinct_in_windows(np.array(values, dtype=object), lower, upper).tolist() == expected
+
+
+@pytest.mark.parametrize("gather_below", [0, 10**9], ids=["whole-array", "gathering"])
+@settings(deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60), bounds=_WINDOWS)
+def test_range_max_is_the_max_of_each_window(
+    values: list[float], bounds: list[tuple[int, int]], gather_below: int
+) -> None:
+    windows = [(low, high) for low, high in bounds if low < high <= len(values)]
+    lower = np.array([low for low, _ in windows], dtype=np.int64)
+    upper = np.array([high for _, high in windows], dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(windows_module, "_GATHER_CHEAPER_BELOW", gather_below)
+        got = _range_max(np.array(values, dtype=np.float64), lower, upper)
+    assert got.tolist() == [max(values[low:high]) for low, high in windows]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3", "c4"]),
+            st.integers(min_value=0, max_value=3 * 24 * 60),
+            st.floats(min_value=0.01, max_value=5000, allow_nan=False),
+            st.sampled_from(["m1", "m2", "m3"]),
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    st.lists(st.integers(min_value=0, max_value=80), min_size=2, max_size=2),
+)
+def test_three_batches_merged_into_a_pruned_history_equal_the_reference(
+    rows: list[tuple[str, int, float, str]], cuts: list[int]
+) -> None:
+    """Each batch is merged into the history the last one left (pruned, dictionaries compacted): entities
+    interleave, new ones appear in later batches, and each one's windows still see exactly its known events."""
+    rows = sorted(rows, key=lambda r: r[1])
+    events = pd.DataFrame(
+        {
+            "card_id": [r[0] for r in rows],
+            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
+            "amount": [r[2] for r in rows],
+            "merchant_id": [r[3] for r in rows],
+        }
+    )
+    low, high = sorted(min(cut, len(events)) for cut in cuts)
+    history = EntityHistory.empty(CARD_FEATURES)
+    outputs = []
+    for batch in (events.iloc[:low], events.iloc[low:high], events.iloc[high:]):
+        computed, history = compute_window_features(CARD_FEATURES, history, batch)
+        outputs.append(computed)
+        latest = batch.assign(flag=computed["is_latest_in_batch"]).groupby("card_id")
+        for _, group in latest:  # exactly one flagged per card: its last arrival (arrivals are in time order)
+            assert group["flag"].tolist() == [False] * (len(group) - 1) + [True]
+        if len(batch):
+            history = history.pruned(int(batch["event_time_ms"].max()) - CARD_FEATURES.retention_ms)
+    got = pd.concat(outputs)
+    for _, group in events.groupby("card_id"):
+        expected = reference(group, CARD_FEATURES)
+        for name in CARD_FEATURES.feature_names:
+            np.testing.assert_allclose(
+                got.loc[group.index, name].to_numpy(dtype=float), expected[name].to_numpy(dtype=float), rtol=1e-9
+            )
+
+
+def test_coded_strings_extend_their_dictionary_and_compact_it() -> None:
+    held = CodedStrings.from_values(["b", "a", None, "b"])
+    assert held.values().tolist() == ["b", "a", None, "b"]
+    codes, dictionary = held.codes_for(np.array(["c", "a", None, "c"], dtype=object))
+    assert len(dictionary) == 3  # "c" added once
+    assert CodedStrings(codes, dictionary).values().tolist() == ["c", "a", None, "c"]
+    assert codes[1] == held.codes[1]  # a held value keeps its code
+    compacted = CodedStrings(codes, dictionary).compacted()
+    assert sorted(compacted.dictionary.to_pylist()) == ["a", "c"]  # "b" is no longer used
+    assert compacted.values().tolist() == ["c", "a", None, "c"]

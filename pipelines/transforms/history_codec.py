@@ -101,13 +101,19 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
         raise HistoryFormatError(
             f"stored {features.entity} state has events without an entity: start from a new checkpoint"
         )
-    if keys.run_starts().sum() != np.count_nonzero(np.bincount(keys.codes, minlength=1)):
+    times_ms = table.column(TIME_COLUMN).to_numpy().astype(np.int64, copy=False)
+    runs = keys.run_starts()
+    if (
+        runs.sum() != np.count_nonzero(np.bincount(keys.codes, minlength=1))
+        or ((np.diff(times_ms) < 0) & ~runs[1:]).any()
+    ):
         raise HistoryFormatError(
-            f"stored {features.entity} state does not hold each entity's events together: start from a new checkpoint"
+            f"stored {features.entity} state does not hold each entity's events together and in time order: "
+            "start from a new checkpoint"
         )
     return EntityHistory(
         keys=keys,
-        times_ms=table.column(TIME_COLUMN).to_numpy().astype(np.int64, copy=False),
+        times_ms=times_ms,
         numeric={
             c: table.column(_NUMERIC_PREFIX + c).to_numpy().astype(np.float64, copy=False)
             for c in features.numeric_columns
@@ -126,6 +132,8 @@ def _coded(column: pa.ChunkedArray) -> CodedStrings:
     value twice (not written by this codec) is refused, since equal entities must have equal codes."""
     if column.num_chunks == 0:
         return CodedStrings.empty()
+    if not pa.types.is_dictionary(column.type) or not pa.types.is_signed_integer(column.type.index_type):
+        raise HistoryFormatError(f"stored entity state has a {column.type} column: start from a new checkpoint")
     chunk = column.unify_dictionaries().combine_chunks() if column.num_chunks > 1 else column.chunk(0)
     dictionary = chunk.dictionary.cast(pa.string())
     if pc.count_distinct(dictionary, mode="all").as_py() != len(dictionary):

@@ -9,8 +9,9 @@ entity (Kafka keys by entity) that is every earlier event, which is what Feast's
 One call handles many entities of one type at once (a state bucket): the batch's events are merged into the
 bucket's history, which is kept in (entity, time) order with entity ids and categories as integer codes, and
 every window becomes a pair of ``searchsorted`` bounds. The cost is per event, not per entity; what grows with
-the held history is copying arrays, never sorting it or touching a Python object per held event. Nothing here
-imports Spark or Kafka; unit tests call it with ten rows.
+the held history is copying arrays, not touching a Python object per held event, and not sorting it (except the
+scanning distinct count, chosen only when a batch's windows together span the history several times over).
+Nothing here imports Spark or Kafka; unit tests call it with ten rows.
 """
 
 from __future__ import annotations

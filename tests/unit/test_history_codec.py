@@ -149,3 +149,35 @@ def test_value_written_without_compression_reads_back_the_same() -> None:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     _assert_same(decode_history(bytes(sink.getvalue()), CARD_FEATURES, state_buckets=BUCKETS), history, CARD_FEATURES)
+
+
+def test_stored_buffers_are_compressed() -> None:
+    """Half the bytes for the JVM to pickle each batch: ordered times and repeated codes shrink."""
+    size = 10_000
+    history = _card_history([f"card-{i // 10:05d}" for i in range(size)], [f"mrc-{i % 7}" for i in range(size)])
+    history.numeric["amount"] = np.round(np.linspace(1, 50, size), 2)
+    per_event = len(encode_history(history, state_buckets=BUCKETS)) / size
+    assert per_event < 16  # 24 bytes a held event as plain buffers (time, amount, two 4-byte codes)
+
+
+def test_history_out_of_time_order_within_an_entity_is_refused() -> None:
+    history = EntityHistory.from_values(
+        keys=["card-1", "card-1"],
+        times_ms=np.array([2_000, 1_000], dtype=np.int64),
+        numeric={"amount": np.array([1.0, 2.0])},
+        categories={"merchant_id": ["m", "n"]},
+    )
+    with pytest.raises(HistoryFormatError, match="time order"):
+        decode_history(encode_history(history, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS)
+
+
+def test_stored_column_that_is_not_dictionary_encoded_is_refused() -> None:
+    batch = pa.RecordBatch.from_pydict(
+        {"entity_id": ["card-1"], "event_time_ms": [1], "num:amount": [1.0], "cat:merchant_id": ["m"]},
+        metadata={FORMAT_KEY: b"2", b"featurestream.state_buckets": str(BUCKETS).encode()},
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    with pytest.raises(HistoryFormatError, match="column"):
+        decode_history(bytes(sink.getvalue()), CARD_FEATURES, state_buckets=BUCKETS)

@@ -276,3 +276,21 @@ def test_coded_strings_extend_their_dictionary_and_compact_it() -> None:
     compacted = CodedStrings(codes, dictionary).compacted()
     assert sorted(compacted.dictionary.to_pylist()) == ["a", "c"]  # "b" is no longer used
     assert compacted.values().tolist() == ["c", "a", None, "c"]
+
+
+def test_late_event_lands_between_its_entitys_held_events() -> None:
+    """An event older than some of its entity's held events (but not late) is inserted among them: its windows
+    see only the earlier ones, and a later event sees it."""
+    _, history = compute_window_features(
+        CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), _events([0, 10, 20], [1, 2, 4], list("abc"))
+    )
+    between, history = compute_window_features(CARD_FEATURES, history, _events([15], [8.0], ["d"]))
+    assert between["card_txn_count_10m"].tolist() == [2]  # (5m, 15m]: 10 and itself
+    assert between["card_txn_count_1h"].tolist() == [3]  # 0, 10 and itself; 20 is after it
+    assert between["card_amount_sum_1h"].tolist() == [11.0]
+    assert between["card_seconds_since_prev_txn"].tolist() == [300.0]
+    assert history.times_ms.tolist() == [t * MINUTE_MS for t in (0, 10, 15, 20)]
+    later, _ = compute_window_features(CARD_FEATURES, history, _events([25], [16.0], ["a"]))
+    assert later["card_txn_count_10m"].tolist() == [2]  # (15m, 25m]: 20 and itself
+    assert later["card_txn_count_1h"].tolist() == [5]
+    assert later["card_distinct_merchants_24h"].tolist() == [4]  # a, b, c, d

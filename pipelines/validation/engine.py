@@ -13,8 +13,9 @@ keeps GX's set-up out of the per-batch path:
 
 Measured on this 2-core machine (``benchmarks/validation_throughput.py``): about 100 ms of CPU per call
 whatever the size, as GX builds a metric graph per expectation and copies each expectation's arguments
-(the 430 embedded ISO codes included) over a hundred times doing so; plus about 3 µs per row, half of it
-GX hashing the frame twice for its batch fingerprint. Callers amortise the fixed part by validating large
+(the 430 embedded ISO codes included) over a hundred times doing so, halved by memoising those copies for the
+span of a call (:mod:`pipelines.validation.gx_memo`); plus about 3 µs per row, half of it GX hashing the frame
+twice for its batch fingerprint. Callers amortise the fixed part by validating large
 batches (:func:`pipelines.validation.spark.validate_batches_for_spark` joins Spark's Arrow batches).
 """
 
@@ -32,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pipelines.validation import gx_memo
 from pipelines.validation.errors import GXResultError, InputFrameError, SuiteLoadError
 from pipelines.validation.results import ERROR_SUFFIX, BatchSummary, ExpectationOutcome, RowVerdicts
 from pipelines.validation.suite import ColumnType, LoadedSuite, expectation_name, load_suite, read_suite_json
@@ -81,6 +83,7 @@ class SuiteValidator:
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         asset = context.data_sources.add_pandas(f"featurestream-{self.suite.name}").add_dataframe_asset("batches")
         self._batch_definition = asset.add_batch_definition_whole_dataframe("each-batch")
+        gx_memo.install()
         self._check_suite_runs()
 
     def validate(self, df: pd.DataFrame, *, now: datetime) -> RowVerdicts:
@@ -91,7 +94,7 @@ class SuiteValidator:
         validation_time = _utc_instant(now)
         frame = self.prepare_frame(df)
         expectation_parameters = {VALIDATION_TIME_PARAMETER: validation_time}
-        with _GX_LOCK:
+        with _GX_LOCK, gx_memo.memoised_configurations():
             batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(
                 self.suite.suite, result_format=dict(RESULT_FORMAT), expectation_parameters=expectation_parameters

@@ -49,6 +49,9 @@ LOCAL_JVM_OPTIONS = "-XX:+UseParallelGC"
 saturated machine's throughput feels (measured with scoring: 26,452-26,504 events/s against 24,819-25,308)."""
 
 
+CHECKPOINT_FILE_MANAGER = "org.apache.spark.sql.execution.streaming.FileSystemBasedCheckpointFileManager"
+
+
 def jvm_conf(settings: Settings, master: str) -> dict[str, str]:
     """``spark.jvm_options`` for the driver and executors; unset, the parallel collector on a local master only."""
     options = settings.spark.jvm_options
@@ -105,6 +108,12 @@ def managed_spark_conf(settings: Settings, *, master: str | None = None) -> dict
         # Each commit writes a changelog of the batch's updates instead of flushing RocksDB and uploading new
         # SST files; snapshots are taken in the background (measured: state commit 0.29 -> 0.09 s per batch).
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # Checkpoint files (offset and commit logs, state changelogs) through Hadoop's FileSystem API rather than
+        # FileContext: without Hadoop's native library (not shipped with pyspark), FileContext's rename runs the
+        # readlink command for each path, ~13 processes spawned per micro-batch (strace). Measured at 5,000
+        # events/s: walCommit 0.050 -> 0.017 s, commitOffsets 0.045 -> 0.015 s, state commit 0.093 -> 0.002 s.
+        # Renames on the local filesystem are atomic, which is all this manager relies on.
+        "spark.sql.streaming.checkpointFileManagerClass": CHECKPOINT_FILE_MANAGER,
         # Parquet timestamps marked UTC-adjusted: Spark's default INT96 reads back zone-less, and Feast's
         # point-in-time join cannot compare that with UTC entity timestamps.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",

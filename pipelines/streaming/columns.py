@@ -134,7 +134,7 @@ def state_schema(domain: Domain) -> str:
     applyInPandasWithState cannot hand array-typed state back to Python (the JVM pickler fails on it), and one
     opaque value moves in one piece. It still moves whole, every batch: the JVM pickles it to Python at about
     20 ns a byte (measured: 1 / 5 / 20 MB values, 365 / 417 / 762 ms per micro-batch), so its size per held event
-    is what the stateful stage's cost grows with (README, "State size").
+    is what the stateful stage's cost grows with (README, "The state's cost grows with the window").
     """
     del domain  # the codec's stream carries its own schema
     return "history binary"

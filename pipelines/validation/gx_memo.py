@@ -25,20 +25,18 @@ from typing import Any
 _ACTIVE = threading.local()
 """``memo``: expectation id -> (expectation, configuration) on a thread inside :func:`memoised_configurations`."""
 _INSTALL_LOCK = threading.Lock()
-_installed = False
 
 
 def install() -> bool:
     """Wrap ``Expectation.configuration`` once per process; returns whether the memo can work."""
-    global _installed
     from great_expectations.expectations.expectation import Expectation
 
     with _INSTALL_LOCK:
-        if _installed:
-            return True
         shipped = Expectation.__dict__.get("configuration")
         if not isinstance(shipped, property) or shipped.fget is None:
             return False
+        if shipped.fget.__module__ == __name__:  # already wrapped, by an earlier call
+            return True
         build = shipped.fget
 
         def configuration(expectation: Any) -> Any:
@@ -51,7 +49,6 @@ def install() -> bool:
             return held[1]
 
         Expectation.configuration = property(configuration, doc=shipped.__doc__)  # type: ignore[method-assign,assignment]
-        _installed = True
         return True
 
 

@@ -16,7 +16,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def every_rule_broken() -> pd.DataFrame:
-    """Rows that each break different expectations of the transactions suite, and two valid ones."""
+    """Rows that each break different expectations of the transactions suite, and one valid row (the last)."""
     rows = 14
     frame = pd.DataFrame(
         {

@@ -2,12 +2,21 @@
 
 Every byte of that value moves several times per micro-batch (state store -> JVM pickler -> Python and back,
 then into RocksDB), and every bucket is rewritten each batch, so its size per held event is what the stateful
-stage's cost grows with. One Arrow IPC stream holds the history: times and numbers as plain 8-byte columns,
-entity ids and categories dictionary-encoded (each distinct string once per bucket, a 4-byte code per event)
-instead of the separator-joined strings of the first format (about 45 bytes per card event, two thirds of it
-text the JVM re-encoded to UTF-16 and back), its buffers zstd-compressed. No separator is reserved, any string
-survives, nulls included. Decoding builds no Python string per held event: the codes stay integers
-(:class:`~pipelines.transforms.windows.CodedStrings`), and only the batch's own events are looked up.
+stage's cost grows with. One Arrow IPC stream holds the history, its buffers zstd-compressed:
+
+- entity ids and categories dictionary-encoded: each distinct string once per bucket, a 2- or 4-byte code per
+  event (the separator-joined strings of the first format cost about 45 bytes per card event, two thirds of it
+  text the JVM re-encoded to UTF-16 and back);
+- event times as steps: an entity's first event holds its time, each later one the milliseconds since the
+  previous (events are in time order within an entity), so the bytes are small numbers that compress well;
+- numbers with few decimal places (amounts in cents) as exact scaled integers, the places recorded in the field's
+  metadata; any other number (more places, NaN, -0.0, beyond 2**53) stays a plain float64. Decoding divides by the
+  same power of ten the encoder checked against, so every value comes back bit for bit.
+
+Format 2 (absolute times, every number a float64) is still read, so a checkpoint written before format 3 keeps
+its state. No separator is reserved, any string survives, nulls included. Decoding builds no Python string per
+held event: the codes stay integers (:class:`~pipelines.transforms.windows.CodedStrings`), and only the batch's
+own events are looked up.
 
 The stream's schema metadata names the format, so a value written by another format is refused with a clear
 error instead of being misread. It also records how many buckets the entities were hashed into
@@ -24,10 +33,18 @@ import pyarrow.compute as pc
 from pipelines.transforms.windows import CodedStrings, EntityFeatureSet, EntityHistory
 
 FORMAT_KEY = b"featurestream.entity_history"
-FORMAT_VERSION = b"2"  # 1 was the separator-joined strings before this codec
+FORMAT_VERSION = b"3"
+READABLE_VERSIONS = (b"2", FORMAT_VERSION)
+"""1 was the separator-joined strings; 2 held absolute times and every number as a float64."""
 BUCKETS_KEY = b"featurestream.state_buckets"
+PLACES_KEY = b"featurestream.decimal_places"
+"""Field metadata of a number stored as a scaled integer: the value is the integer / 10 ** places."""
 KEY_COLUMN = "entity_id"
+TIME_STEP_COLUMN = "event_time_step_ms"
 TIME_COLUMN = "event_time_ms"
+"""Format 2's absolute event times."""
+MAX_DECIMAL_PLACES = 4
+_EXACT_INTEGERS = 2**53
 _NUMERIC_PREFIX = "num:"
 _CATEGORY_PREFIX = "cat:"
 
@@ -39,17 +56,24 @@ class HistoryFormatError(ValueError):
 def encode_history(history: EntityHistory, *, state_buckets: int) -> bytes:
     """The history as one Arrow IPC stream (a single record batch); ``state_buckets`` is the bucket count the
     job hashes entities into."""
-    columns: dict[str, pa.Array] = {
-        KEY_COLUMN: _dictionary_array(history.keys),
-        TIME_COLUMN: pa.array(np.asarray(history.times_ms, dtype=np.int64), type=pa.int64()),
-    }
+    fields = [
+        pa.field(KEY_COLUMN, _index_type(history.keys)),
+        pa.field(TIME_STEP_COLUMN, pa.int64()),
+    ]
+    arrays: list[pa.Array] = [
+        _dictionary_array(history.keys),
+        pa.array(time_steps(history.keys, history.times_ms), type=pa.int64()),
+    ]
     for name, values in history.numeric.items():
-        columns[_NUMERIC_PREFIX + name] = pa.array(np.asarray(values, dtype=np.float64), type=pa.float64())
+        array, places = encode_numbers(np.asarray(values, dtype=np.float64))
+        metadata = {PLACES_KEY: str(places).encode()} if places is not None else None
+        fields.append(pa.field(_NUMERIC_PREFIX + name, array.type, metadata=metadata))
+        arrays.append(array)
     for name, strings in history.categories.items():
-        columns[_CATEGORY_PREFIX + name] = _dictionary_array(strings)
-    batch = pa.RecordBatch.from_pydict(
-        columns, metadata={FORMAT_KEY: FORMAT_VERSION, BUCKETS_KEY: str(state_buckets).encode()}
-    )
+        fields.append(pa.field(_CATEGORY_PREFIX + name, _index_type(strings)))
+        arrays.append(_dictionary_array(strings))
+    schema = pa.schema(fields, metadata={FORMAT_KEY: FORMAT_VERSION, BUCKETS_KEY: str(state_buckets).encode()})
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=_WRITE_OPTIONS) as writer:
         writer.write_batch(batch)
@@ -57,14 +81,77 @@ def encode_history(history: EntityHistory, *, state_buckets: int) -> bytes:
 
 
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
-"""Buffers zstd-compressed: the JVM pickles the value to Python byte by byte (~20 ns a byte measured, pyspark
-4.0.0), so half the bytes (2.06x smaller, 517,500 held card events) saves far more than the ~23 ms of zstd a
-12 MB bucket costs to compress and decompress. Streams written uncompressed read back the same."""
+"""Buffers zstd-compressed (Arrow's default level): the JVM pickles the value to Python byte by byte (~20 ns a
+byte measured, pyspark 4.0.0), so fewer bytes save far more than the compression costs (~23 ms of zstd for a
+12 MB bucket). Higher levels made the buffers no smaller on generated traffic and took 1.3-3x as long. Streams
+written uncompressed read back the same."""
+
+
+def time_steps(keys: CodedStrings, times_ms: np.ndarray) -> np.ndarray:
+    """Each entity's first time as is, then the step from its previous event (never negative in a valid history)."""
+    steps = np.empty(len(times_ms), dtype=np.int64)
+    steps[:1] = times_ms[:1]
+    np.subtract(times_ms[1:], times_ms[:-1], out=steps[1:])
+    first = np.flatnonzero(keys.run_starts())
+    steps[first] = times_ms[first]
+    return steps
+
+
+def times_from_steps(keys: CodedStrings, steps: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`time_steps`: a running sum restarted at each entity's first event (never summing
+    absolute times across entities, so no overflow however many entities a bucket holds)."""
+    first = np.flatnonzero(keys.run_starts())
+    within = steps.copy()
+    within[first] = 0
+    running = np.cumsum(within)
+    return running + np.repeat(steps[first] - running[first], np.diff(first, append=len(steps)))
+
+
+def encode_numbers(values: np.ndarray) -> tuple[pa.Array, int | None]:
+    """An exact scaled-integer column and its decimal places if the values have at most
+    :data:`MAX_DECIMAL_PLACES`, else the float64 values as they are (places None).
+
+    Exact means ``integer / 10 ** places`` gives every value back bit for bit, which is checked here with that
+    very division; -0.0, NaN and infinities keep the float column (an integer has no sign of zero).
+    """
+    plain = pa.array(values, type=pa.float64())
+    if not len(values) or not np.isfinite(values).all() or np.signbit(values[values == 0]).any():
+        return plain, None
+    for places in range(MAX_DECIMAL_PLACES + 1):
+        scale = 10.0**places
+        if not _exact_at(values[:_SAMPLE], scale):  # most wrong counts of places show in a few values
+            continue
+        with np.errstate(over="ignore"):  # a huge value times the scale is inf, caught just below
+            scaled = np.round(values * scale)
+        if np.abs(scaled).max() >= _EXACT_INTEGERS:
+            break
+        if np.array_equal(scaled / scale, values):
+            return pa.array(scaled.astype(np.int64), type=pa.int64()), places
+    return plain, None
+
+
+_SAMPLE = 64
+
+
+def _exact_at(values: np.ndarray, scale: float) -> bool:
+    with np.errstate(over="ignore"):  # a huge value times the scale is inf: not exact, no warning needed
+        scaled = np.round(values * scale)
+    return bool((np.abs(scaled) < _EXACT_INTEGERS).all() and np.array_equal(scaled / scale, values))
+
+
+def decode_numbers(field: pa.Field, column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, whichever way :func:`encode_numbers` stored it."""
+    places = (field.metadata or {}).get(PLACES_KEY)
+    if places is None and pa.types.is_float64(field.type):
+        return column.to_numpy().astype(np.float64, copy=False)
+    if places is not None and pa.types.is_int64(field.type) and places.isdigit():
+        return column.to_numpy().astype(np.float64) / 10.0 ** int(places)
+    raise HistoryFormatError(f"stored entity state has a {field.type} number column: start from a new checkpoint")
 
 
 def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: int) -> EntityHistory:
-    """The history :func:`encode_history` wrote, with the columns ``features`` reads, if it was written with the
-    same bucket count."""
+    """The history :func:`encode_history` wrote (this format or format 2), with the columns ``features`` reads,
+    if it was written with the same bucket count."""
     try:
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
     except pa.ArrowInvalid as exc:
@@ -74,10 +161,10 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
         ) from exc
     metadata = table.schema.metadata or {}
     version = metadata.get(FORMAT_KEY)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise HistoryFormatError(
-            f"stored entity state has format {version!r}, this featurestream reads {FORMAT_VERSION!r}: "
-            "start the stream from a new checkpoint"
+            f"stored entity state has format {version!r}, this featurestream reads "
+            f"{' and '.join(repr(v) for v in READABLE_VERSIONS)}: start the stream from a new checkpoint"
         )
     stored_buckets = metadata.get(BUCKETS_KEY, b"?").decode()
     if stored_buckets != str(state_buckets):
@@ -86,9 +173,11 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
             f"has {state_buckets}: entities would be looked up in buckets that do not hold their history. Set "
             f"stream.state_buckets back to {stored_buckets}, or start the stream from a new checkpoint"
         )
+    time_column = TIME_COLUMN if version == b"2" else TIME_STEP_COLUMN
     missing = [
         name
         for name in (
+            time_column,
             *(_NUMERIC_PREFIX + c for c in features.numeric_columns),
             *(_CATEGORY_PREFIX + c for c in features.category_columns),
         )
@@ -101,12 +190,15 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
         raise HistoryFormatError(
             f"stored {features.entity} state has events without an entity: start from a new checkpoint"
         )
-    times_ms = table.column(TIME_COLUMN).to_numpy().astype(np.int64, copy=False)
+    stored_times = table.column(time_column).to_numpy().astype(np.int64, copy=False)
     runs = keys.run_starts()
-    if (
-        runs.sum() != np.count_nonzero(np.bincount(keys.codes, minlength=1))
-        or ((np.diff(times_ms) < 0) & ~runs[1:]).any()
-    ):
+    if version == b"2":
+        backwards = ((np.diff(stored_times) < 0) & ~runs[1:]).any()
+        times_ms = stored_times
+    else:
+        backwards = ((stored_times < 0) & ~runs).any()
+        times_ms = times_from_steps(keys, stored_times)
+    if runs.sum() != np.count_nonzero(np.bincount(keys.codes, minlength=1)) or backwards:
         raise HistoryFormatError(
             f"stored {features.entity} state does not hold each entity's events together and in time order: "
             "start from a new checkpoint"
@@ -115,15 +207,22 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
         keys=keys,
         times_ms=times_ms,
         numeric={
-            c: table.column(_NUMERIC_PREFIX + c).to_numpy().astype(np.float64, copy=False)
+            c: decode_numbers(table.schema.field(_NUMERIC_PREFIX + c), table.column(_NUMERIC_PREFIX + c))
             for c in features.numeric_columns
         },
         categories={c: _coded(table.column(_CATEGORY_PREFIX + c)) for c in features.category_columns},
     )
 
 
+def _index_type(strings: CodedStrings) -> pa.DictionaryType:
+    """Dictionary codes in 2 bytes while the dictionary allows (a bucket's merchants), else 4."""
+    index = pa.int16() if len(strings.dictionary) <= np.iinfo(np.int16).max else pa.int32()
+    return pa.dictionary(index, pa.string())
+
+
 def _dictionary_array(strings: CodedStrings) -> pa.DictionaryArray:
-    indices = pa.array(strings.codes.astype(np.int32), type=pa.int32(), mask=strings.codes < 0)
+    index = _index_type(strings).index_type
+    indices = pa.array(strings.codes.astype(index.to_pandas_dtype()), type=index, mask=strings.codes < 0)
     return pa.DictionaryArray.from_arrays(indices, strings.dictionary)
 
 

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
 from pipelines.transforms.history_codec import (
+    BUCKETS_KEY,
     FORMAT_KEY,
+    PLACES_KEY,
     HistoryFormatError,
     decode_history,
     encode_history,
@@ -152,12 +154,117 @@ def test_value_written_without_compression_reads_back_the_same() -> None:
 
 
 def test_stored_buffers_are_compressed() -> None:
-    """Half the bytes for the JVM to pickle each batch: ordered times and repeated codes shrink."""
+    """Fewer bytes for the JVM to pickle each batch: time steps, amounts in cents and repeated codes shrink."""
     size = 10_000
     history = _card_history([f"card-{i // 10:05d}" for i in range(size)], [f"mrc-{i % 7}" for i in range(size)])
     history.numeric["amount"] = np.round(np.linspace(1, 50, size), 2)
     per_event = len(encode_history(history, state_buckets=BUCKETS)) / size
-    assert per_event < 16  # 24 bytes a held event as plain buffers (time, amount, two 4-byte codes)
+    assert per_event < 2  # 24 bytes a held event as plain buffers; 2.83 in format 2 (absolute times, float64)
+
+
+def _stored_schema(history: EntityHistory) -> pa.Schema:
+    return pa.ipc.open_stream(pa.py_buffer(encode_history(history, state_buckets=BUCKETS))).schema
+
+
+def test_amounts_in_cents_are_stored_as_exact_integers() -> None:
+    history = _card_history(["card-1"] * 4, ["m"] * 4)
+    history.numeric["amount"] = np.array([0.29, 12.5, 49_999.99, 0.0])  # 0.29 * 100 is 28.999999999999996
+    field = _stored_schema(history).field("num:amount")
+    assert field.type == pa.int64()
+    assert field.metadata == {PLACES_KEY: b"2"}
+    _assert_same(
+        decode_history(encode_history(history, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS),
+        history,
+        CARD_FEATURES,
+    )
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [
+        [1.0, 0.123456],  # more places than are tried
+        [1.25] * 100 + [0.123456],  # two places hold for the first values, not for a later one
+        [1.25] * 100 + [1e308],  # a later value too large to scale
+        [1.0, float("nan")],
+        [1.0, -0.0],  # an integer has no sign of zero
+        [1.0, float("inf")],
+        [1.0, 2.0**60],  # beyond the integers a float64 holds exactly
+        [1.0, 1 / 3],
+    ],
+)
+def test_other_numbers_stay_floats_and_come_back_bit_for_bit(amounts: list[float]) -> None:
+    history = _card_history(["card-1"] * len(amounts), ["m"] * len(amounts))
+    history.numeric["amount"] = np.array(amounts)
+    field = _stored_schema(history).field("num:amount")
+    assert field.type == pa.float64()
+    assert not field.metadata
+    decoded = decode_history(encode_history(history, state_buckets=BUCKETS), CARD_FEATURES, state_buckets=BUCKETS)
+    assert decoded.numeric["amount"].tobytes() == history.numeric["amount"].tobytes()  # NaN and -0.0 included
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3", "c4"]),
+            st.integers(0, 10**13),
+            st.tuples(st.integers(-(10**12), 10**12), st.integers(0, 6)),  # an amount: integer / 10 ** places
+        ),
+        max_size=40,
+    )
+)
+def test_decimal_amounts_and_times_of_many_entities_round_trip(
+    rows: list[tuple[str, int, tuple[int, int]]],
+) -> None:
+    rows = sorted(rows, key=lambda row: (row[0], row[1]))
+    history = EntityHistory.from_values(
+        keys=[r[0] for r in rows],
+        times_ms=np.array([r[1] for r in rows], dtype=np.int64),
+        numeric={"amount": np.array([r[2][0] / 10 ** r[2][1] for r in rows], dtype=np.float64)},
+        categories={},
+    )
+    decoded = decode_history(encode_history(history, state_buckets=BUCKETS), MERCHANT_FEATURES, state_buckets=BUCKETS)
+    _assert_same(decoded, history, MERCHANT_FEATURES)
+    assert decoded.numeric["amount"].tobytes() == history.numeric["amount"].tobytes()
+
+
+def test_state_written_in_format_2_is_still_read() -> None:
+    """A checkpoint written before format 3 keeps its state: absolute times, float64 numbers, int32 codes."""
+    keys = pa.DictionaryArray.from_arrays(pa.array([0, 0, 1], type=pa.int32()), pa.array(["card-1", "card-2"]))
+    merchants = pa.DictionaryArray.from_arrays(pa.array([1, None, 0], type=pa.int32()), pa.array(["m1", "m2"]))
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "entity_id": keys,
+            "event_time_ms": pa.array([1_000, 3_000, 2_000], type=pa.int64()),
+            "num:amount": pa.array([1.5, 0.1 + 0.2, 7.0]),
+            "cat:merchant_id": merchants,
+        },
+        metadata={FORMAT_KEY: b"2", BUCKETS_KEY: str(BUCKETS).encode()},
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    decoded = decode_history(bytes(sink.getvalue()), CARD_FEATURES, state_buckets=BUCKETS)
+    expected = EntityHistory.from_values(
+        keys=["card-1", "card-1", "card-2"],
+        times_ms=np.array([1_000, 3_000, 2_000]),
+        numeric={"amount": np.array([1.5, 0.1 + 0.2, 7.0])},
+        categories={"merchant_id": ["m2", None, "m1"]},
+    )
+    _assert_same(decoded, expected, CARD_FEATURES)
+
+
+def test_format_2_state_out_of_time_order_is_refused() -> None:
+    keys = pa.DictionaryArray.from_arrays(pa.array([0, 0], type=pa.int32()), pa.array(["m1"]))
+    batch = pa.RecordBatch.from_pydict(
+        {"entity_id": keys, "event_time_ms": pa.array([2_000, 1_000], type=pa.int64()), "num:amount": [1.0, 2.0]},
+        metadata={FORMAT_KEY: b"2", BUCKETS_KEY: str(BUCKETS).encode()},
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    with pytest.raises(HistoryFormatError, match="time order"):
+        decode_history(bytes(sink.getvalue()), MERCHANT_FEATURES, state_buckets=BUCKETS)
 
 
 def test_history_out_of_time_order_within_an_entity_is_refused() -> None:

@@ -147,8 +147,7 @@ def fresh_run(settings: Settings, run_id: str) -> Settings:
 
 
 def _run_stream(settings: Settings) -> dict[str, Any]:
-    import os
-
+    from pipelines.stack.processes import child_environment
     from pipelines.testing import settings_environment
 
     completed = subprocess.run(
@@ -156,7 +155,7 @@ def _run_stream(settings: Settings) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **settings_environment(settings)},
+        env=child_environment(**settings_environment(settings)),
     )
     if completed.returncode != 0:
         raise DemoFailedError(f"the streaming job failed:\n{completed.stderr[-3000:]}")

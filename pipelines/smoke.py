@@ -18,6 +18,7 @@ from pipelines.errors import FeaturestreamError
 from pipelines.kafka.client_config import producer_config
 from pipelines.kafka.topics import admin_client, delete_topics, ensure_topics
 from pipelines.spark.submit import spark_submit_argv
+from pipelines.stack.processes import child_environment
 
 
 class SmokeFailedError(FeaturestreamError):
@@ -63,6 +64,7 @@ def run_smoke(settings: Settings, records: int = 1000, aborted: int = 100) -> Sm
             capture_output=True,
             text=True,
             check=False,
+            env=child_environment(),
         )
         if completed.returncode != 0:
             raise SmokeFailedError(f"the smoke Spark job failed:\n{completed.stderr[-4000:]}")

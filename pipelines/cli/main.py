@@ -49,12 +49,13 @@ def submit(
 ) -> None:
     """spark-submit a job from jobs/ with the pinned jars; extra arguments go to the job."""
     from pipelines.spark.submit import spark_submit_argv
+    from pipelines.stack.processes import child_environment
 
     argv = spark_submit_argv(load_settings(), job, ctx.args, master=master)
     if print_only:
         console.print(" ".join(argv), soft_wrap=True, markup=False, highlight=False)
         return
-    raise typer.Exit(subprocess.call(argv))
+    raise typer.Exit(subprocess.call(argv, env=child_environment()))
 
 
 @app.command()

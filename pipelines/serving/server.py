@@ -7,7 +7,6 @@ same environment and config file as the parent.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -70,7 +69,7 @@ class ScoreServer:
                 f"port {self.port} on {self.host} is already in use: stop what holds it, or choose another with "
                 "FEATURESTREAM_SERVING__SCORE_PORT"
             )
-        self.process.start(self.argv(), log_file=self.log_file, env=dict(os.environ))
+        self.process.start(self.argv(), log_file=self.log_file)  # env: child_environment()
         return True
 
     def up(self) -> bool:

@@ -28,7 +28,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships with Feast, its stub
 from pipelines.config import Settings
 from pipelines.errors import FeaturestreamError
 from pipelines.feast_io.paths import feast_paths
-from pipelines.stack.processes import ManagedProcess, port_in_use, tail, wait_for_port
+from pipelines.stack.processes import ManagedProcess, child_environment, port_in_use, tail, wait_for_port
 
 
 class FeatureServerStartError(FeaturestreamError):
@@ -125,7 +125,7 @@ class FeastFeatureServer:
         self.write_config()
         # Gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), shared by every
         # server on the machine; XDG_RUNTIME_DIR moves it under this server's own folder.
-        env = {**os.environ, "XDG_RUNTIME_DIR": str(self.root)}
+        env = child_environment(XDG_RUNTIME_DIR=str(self.root))
         self.process.start(self.argv(), log_file=self.log_file, env=env)
         return True
 

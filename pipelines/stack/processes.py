@@ -16,12 +16,40 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+PROMETHEUS_DIR_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+"""prometheus_client's two names for the folder of its multiprocess metric files."""
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a process it starts, plus ``extra``, without the metrics folder Feast's
+    import made for this process.
+
+    Importing Feast points both :data:`PROMETHEUS_DIR_VARIABLES` at a temporary folder that it deletes when this
+    process exits. A child inheriting them (the feature server, a Spark daemon, a job) keeps its metric files
+    there and, once we have exited, fails with FileNotFoundError on the next metric it creates (reproduced in
+    ``tests/component/test_child_environment.py``). Without them each child decides for itself; a folder that was
+    not Feast's own (set before this process started) is passed on. Feast's record of the folder is read from its
+    ``feast.metrics`` module; if a Feast release stops keeping it, the environment is passed on unchanged, as
+    before this function existed.
+    """
+    env = {**os.environ, **extra}
+    feast_metrics = sys.modules.get("feast.metrics")
+    owns = getattr(feast_metrics, "_owns_mp_dir", False) and getattr(feast_metrics, "_owner_pid", None) == os.getpid()
+    folder = getattr(feast_metrics, "_prometheus_mp_dir", None)
+    if owns and folder:
+        for name in PROMETHEUS_DIR_VARIABLES:
+            if env.get(name) == folder and name not in extra:
+                del env[name]
+    return env
+
 
 EXEC_SETTLE_S = 2.0
 """How long an empty command line (a child still in exec) is waited out before the process counts as not ours."""
@@ -53,7 +81,8 @@ class ManagedProcess:
         return pid
 
     def start(self, argv: Sequence[str], *, log_file: Path, env: dict[str, str] | None = None) -> int:
-        """Launch detached (own session, so a Ctrl-C in the CLI does not reach it) and record the pid."""
+        """Launch detached (own session, so a Ctrl-C in the CLI does not reach it) and record the pid; ``env``
+        defaults to :func:`child_environment`."""
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as out:
@@ -63,7 +92,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env=env,
+                env=env if env is not None else child_environment(),
             )
         self.pid_file.write_text(f"{process.pid}\n")
         return process.pid

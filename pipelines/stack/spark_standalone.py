@@ -11,7 +11,6 @@ on separate machines. Jobs reach the cluster with ``featurestream submit stream 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from pipelines.config import Settings
 from pipelines.errors import FeaturestreamError
 from pipelines.stack.kafka_broker import find_java
-from pipelines.stack.processes import ManagedProcess, port_in_use, tail, wait_for_port
+from pipelines.stack.processes import ManagedProcess, child_environment, port_in_use, tail, wait_for_port
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -210,14 +209,13 @@ class SparkStandalone:
         logs = folder / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._properties_file(name).write_text(render_spark_properties(properties))
-        env = {
-            **os.environ,
-            "SPARK_HOME": str(home),
-            "JAVA_HOME": str(Path(java).resolve().parent.parent),
-            "SPARK_LOCAL_IP": self.stack.host,
-            "SPARK_LOG_DIR": str(logs),
-            "SPARK_DAEMON_MEMORY": "512m",
-        }
+        env = child_environment(
+            SPARK_HOME=str(home),
+            JAVA_HOME=str(Path(java).resolve().parent.parent),
+            SPARK_LOCAL_IP=self.stack.host,
+            SPARK_LOG_DIR=str(logs),
+            SPARK_DAEMON_MEMORY="512m",
+        )
         if local_dir is not None:
             local_dir.mkdir(parents=True, exist_ok=True)
             env["SPARK_LOCAL_DIRS"] = str(local_dir)  # executors' scratch space: per worker, as on its own disk

@@ -34,14 +34,18 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES  # noqa: E402
 from pipelines.generator.generator import GeneratorOptions, TransactionGenerator  # noqa: E402
+from pipelines.generator.timing import SpanPlan  # noqa: E402
 from pipelines.transforms.history_codec import decode_history, encode_history  # noqa: E402
 from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features  # noqa: E402
 
 
 def generated_events(rate: float, seconds: float) -> pd.DataFrame:
     """The columns the entity features read, for ``rate * seconds`` events stamped at ``rate`` from now."""
-    options = GeneratorOptions(count=round(rate * seconds), now_ms=int(time.time() * 1000), rate=rate)
-    generator = TransactionGenerator(options)
+    count, now_ms = round(rate * seconds), int(time.time() * 1000)
+    # The rate's even spread of event times, generated in the default large chunks (paced generation would cut the
+    # traffic into 0.1 s chunks, which crawls at low rates).
+    plan = SpanPlan(now_ms, round(seconds * 1000), count, daily_cycle=False)
+    generator = TransactionGenerator(GeneratorOptions(count=count, now_ms=now_ms), plan)
     population = generator.population
     frames = [
         pd.DataFrame(

@@ -35,7 +35,7 @@ def child_environment(**extra: str) -> dict[str, str]:
     Importing Feast points both :data:`PROMETHEUS_DIR_VARIABLES` at a temporary folder that it deletes when this
     process exits. A child inheriting them (the feature server, a Spark daemon, a job) keeps its metric files
     there and, once we have exited, fails with FileNotFoundError on the next metric it creates (reproduced in
-    ``tests/component/test_child_environment.py``). Without them each child decides for itself; a folder that was
+    ``tests/unit/test_child_environment.py``). Without them each child decides for itself; a folder that was
     not Feast's own (set before this process started) is passed on. Feast's record of the folder is read from its
     ``feast.metrics`` module; if a Feast release stops keeping it, the environment is passed on unchanged, as
     before this function existed.

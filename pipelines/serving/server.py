@@ -2,7 +2,8 @@
 
 The stack process is ``featurestream serve --state-dir <state_dir>``: the state dir in its command line is the
 mark `down` checks before stopping a pid (pids are reused), and the child reads every other setting from the
-same environment and config file as the parent.
+same environment and config file as the parent (less the metrics folder Feast made for the parent:
+:func:`~pipelines.stack.processes.child_environment`).
 """
 
 from __future__ import annotations

@@ -56,22 +56,18 @@ class HistoryFormatError(ValueError):
 def encode_history(history: EntityHistory, *, state_buckets: int) -> bytes:
     """The history as one Arrow IPC stream (a single record batch); ``state_buckets`` is the bucket count the
     job hashes entities into."""
-    fields = [
-        pa.field(KEY_COLUMN, _index_type(history.keys)),
-        pa.field(TIME_STEP_COLUMN, pa.int64()),
-    ]
-    arrays: list[pa.Array] = [
-        _dictionary_array(history.keys),
-        pa.array(time_steps(history.keys, history.times_ms), type=pa.int64()),
-    ]
+    keys = _dictionary_array(history.keys)
+    fields = [pa.field(KEY_COLUMN, keys.type), pa.field(TIME_STEP_COLUMN, pa.int64())]
+    arrays: list[pa.Array] = [keys, pa.array(time_steps(history.keys.run_starts(), history.times_ms), type=pa.int64())]
     for name, values in history.numeric.items():
         array, places = encode_numbers(np.asarray(values, dtype=np.float64))
         metadata = {PLACES_KEY: str(places).encode()} if places is not None else None
         fields.append(pa.field(_NUMERIC_PREFIX + name, array.type, metadata=metadata))
         arrays.append(array)
     for name, strings in history.categories.items():
-        fields.append(pa.field(_CATEGORY_PREFIX + name, _index_type(strings)))
-        arrays.append(_dictionary_array(strings))
+        array = _dictionary_array(strings)
+        fields.append(pa.field(_CATEGORY_PREFIX + name, array.type))
+        arrays.append(array)
     schema = pa.schema(fields, metadata={FORMAT_KEY: FORMAT_VERSION, BUCKETS_KEY: str(state_buckets).encode()})
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
     sink = pa.BufferOutputStream()
@@ -87,20 +83,20 @@ byte measured, pyspark 4.0.0), so fewer bytes save far more than the compression
 written uncompressed read back the same."""
 
 
-def time_steps(keys: CodedStrings, times_ms: np.ndarray) -> np.ndarray:
-    """Each entity's first time as is, then the step from its previous event (never negative in a valid history)."""
+def time_steps(run_starts: np.ndarray, times_ms: np.ndarray) -> np.ndarray:
+    """Each entity's first time as is (``run_starts``, :meth:`CodedStrings.run_starts`), then the step from its
+    previous event (never negative in a valid history)."""
     steps = np.empty(len(times_ms), dtype=np.int64)
-    steps[:1] = times_ms[:1]
     np.subtract(times_ms[1:], times_ms[:-1], out=steps[1:])
-    first = np.flatnonzero(keys.run_starts())
+    first = np.flatnonzero(run_starts)  # position 0 is always a run start
     steps[first] = times_ms[first]
     return steps
 
 
-def times_from_steps(keys: CodedStrings, steps: np.ndarray) -> np.ndarray:
+def times_from_steps(run_starts: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """The inverse of :func:`time_steps`: a running sum restarted at each entity's first event (never summing
     absolute times across entities, so no overflow however many entities a bucket holds)."""
-    first = np.flatnonzero(keys.run_starts())
+    first = np.flatnonzero(run_starts)
     within = steps.copy()
     within[first] = 0
     running = np.cumsum(within)
@@ -119,13 +115,11 @@ def encode_numbers(values: np.ndarray) -> tuple[pa.Array, int | None]:
         return plain, None
     for places in range(MAX_DECIMAL_PLACES + 1):
         scale = 10.0**places
-        if not _exact_at(values[:_SAMPLE], scale):  # most wrong counts of places show in a few values
+        # Most wrong counts of places show in a few values; only a count that holds for them checks them all.
+        if _scaled_exactly(values[:_SAMPLE], scale) is None:
             continue
-        with np.errstate(over="ignore"):  # a huge value times the scale is inf, caught just below
-            scaled = np.round(values * scale)
-        if np.abs(scaled).max() >= _EXACT_INTEGERS:
-            break
-        if np.array_equal(scaled / scale, values):
+        scaled = _scaled_exactly(values, scale)
+        if scaled is not None:
             return pa.array(scaled.astype(np.int64), type=pa.int64()), places
     return plain, None
 
@@ -133,10 +127,14 @@ def encode_numbers(values: np.ndarray) -> tuple[pa.Array, int | None]:
 _SAMPLE = 64
 
 
-def _exact_at(values: np.ndarray, scale: float) -> bool:
+def _scaled_exactly(values: np.ndarray, scale: float) -> np.ndarray | None:
+    """``values * scale`` rounded, if every result is an exact integer that divides back to its value bit for
+    bit; else None."""
     with np.errstate(over="ignore"):  # a huge value times the scale is inf: not exact, no warning needed
         scaled = np.round(values * scale)
-    return bool((np.abs(scaled) < _EXACT_INTEGERS).all() and np.array_equal(scaled / scale, values))
+    if (np.abs(scaled) < _EXACT_INTEGERS).all() and np.array_equal(scaled / scale, values):
+        return scaled
+    return None
 
 
 def decode_numbers(field: pa.Field, column: pa.ChunkedArray) -> np.ndarray:
@@ -197,7 +195,7 @@ def decode_history(data: bytes, features: EntityFeatureSet, *, state_buckets: in
         times_ms = stored_times
     else:
         backwards = ((stored_times < 0) & ~runs).any()
-        times_ms = times_from_steps(keys, stored_times)
+        times_ms = times_from_steps(runs, stored_times)
     if runs.sum() != np.count_nonzero(np.bincount(keys.codes, minlength=1)) or backwards:
         raise HistoryFormatError(
             f"stored {features.entity} state does not hold each entity's events together and in time order: "

@@ -18,6 +18,11 @@ events are produced and the script waits for their scores (Python workers starte
 state store open); set it to 0 to include the cold start. ``--read-tasks`` and ``--shuffle-partitions``
 override ``stream.read_tasks`` and ``spark.shuffle_partitions``: fewer tasks cost less per batch, which is
 what small, frequent batches pay. ``--state-buckets`` overrides ``stream.state_buckets``.
+
+The machine's speed varies from day to day, so before the stream starts the script times bare XGBoost
+``inplace_predict`` of the same model on 10,000 random rows, one thread (``machine_speed`` in the report, events
+per core-second; the throughput benchmark reports the same figure): compare latencies of different days only
+together with it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pipelines.feast_io.store import apply_repo
 from pipelines.generator.generator import GeneratorOptions
 from pipelines.kafka.client_config import consumer_config
 from pipelines.kafka.topics import admin_client, ensure_topics
+from pipelines.models.registry import ModelVersion
 from pipelines.produce.transactions import produce_transactions
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.session import get_or_create_session
@@ -52,6 +58,7 @@ from pipelines.stack.processes import free_port
 from pipelines.stack.redis_server import RedisServer
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import embedded_broker
+from pipelines.testing.machine_speed import bare_predict_rate, predict_matrix
 from pipelines.testing.models import register_synthetic_model
 
 
@@ -215,6 +222,22 @@ def latency_by_third(steady: np.ndarray) -> list[dict[str, float]] | None:
     ]
 
 
+SPEED_ROWS = 10_000
+SPEED_REPEATS = 30
+
+
+def machine_speed_now(settings: Any, model: ModelVersion) -> dict[str, int]:
+    """Bare ``inplace_predict`` of the benchmark's model, one thread, on a fixed matrix, before the stream starts
+    (only the broker runs): the reference that makes latency figures of different days comparable."""
+    from pipelines.models.registry import ModelRegistry
+    from pipelines.scoring.scorer import PREDICT_THREADS
+
+    booster = ModelRegistry.from_settings(settings).load_booster(model)
+    matrix = predict_matrix(SPEED_ROWS, len(model.feature_names))
+    rate = bare_predict_rate(booster, matrix, repeats=SPEED_REPEATS, threads=PREDICT_THREADS)
+    return {"bare_inplace_predict_events_per_core_s": round(rate), "rows": SPEED_ROWS, "repeats": SPEED_REPEATS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=5_000)
@@ -265,7 +288,9 @@ def main() -> None:
         ensure_topics(admin_client(settings), settings.kafka.topics.all(), partitions=3, replication_factor=1)
         apply_repo(settings)
         models = settings.models
-        version = register_synthetic_model(settings, rounds=models.num_boost_round, max_depth=models.max_depth).version
+        registered = register_synthetic_model(settings, rounds=models.num_boost_round, max_depth=models.max_depth)
+        version = registered.version
+        machine_speed = machine_speed_now(settings, registered)
         spark = get_or_create_session(settings)
         running = start_feature_stream(spark, settings)
         # The traffic and the score watcher run in their own process: in the driver's, their Python (generating,
@@ -307,6 +332,7 @@ def main() -> None:
         "last_batch_input_rows": progress["numInputRows"] if progress else None,
         "timed_batches": batches,
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "machine_speed": machine_speed,
         "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

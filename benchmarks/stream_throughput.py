@@ -51,6 +51,7 @@ from pipelines.streaming.decode_validate import decode_and_validate, kafka_rows
 from pipelines.streaming.entity_state import compute_entity_features, explode_entities
 from pipelines.streaming.job import read_transactions, start_feature_stream
 from pipelines.testing import embedded_broker
+from pipelines.testing.machine_speed import bare_predict_rate, predict_matrix
 from pipelines.testing.models import register_synthetic_model
 from pipelines.testing.process_cpu import CpuMeter
 from pipelines.validation.suite import read_suite_json
@@ -151,8 +152,6 @@ def scoring_against_bare_predict(settings: Settings, history: list[BatchRecord])
     Two comparisons, both per core: XGBoost's predict inside the pipeline per executor-second vs bare per
     core-second (the model's own work, same thread count); and the whole scoring pass (shuffle read, pairing an
     event's rows, predict, Avro, the Kafka transaction) per executor-second against the same bare rate."""
-    import numpy as np
-
     from pipelines.models.registry import ModelRegistry
     from pipelines.scoring.scorer import PREDICT_THREADS
 
@@ -164,16 +163,10 @@ def scoring_against_bare_predict(settings: Settings, history: list[BatchRecord])
     production = registry.production()
     assert production is not None
     booster = registry.load_booster(production)
-    booster.set_param({"nthread": PREDICT_THREADS})
     partitions = settings.spark.shuffle_partitions
     rows = max(1, scored // max(1, len(warm) * partitions))  # rows per scoring task
-    matrix = np.random.default_rng(0).lognormal(1.0, 1.0, size=(rows, len(production.feature_names)))
-    booster.inplace_predict(matrix)  # warm
-    clock = time.perf_counter()
-    repeats = max(1, scored // rows)
-    for _ in range(repeats):
-        booster.inplace_predict(matrix)
-    bare_per_core = repeats * rows / (time.perf_counter() - clock) / PREDICT_THREADS
+    matrix = predict_matrix(rows, len(production.feature_names))
+    bare_per_core = bare_predict_rate(booster, matrix, repeats=max(1, scored // rows), threads=PREDICT_THREADS)
     in_pipeline = scored / predict if predict else None
     pass_rate = scored / scoring_pass if scoring_pass else None
     return {

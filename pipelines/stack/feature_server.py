@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]  # PyYAML ships with Feast, its stubs do not
@@ -28,18 +26,12 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships with Feast, its stub
 from pipelines.config import Settings
 from pipelines.errors import FeaturestreamError
 from pipelines.feast_io.paths import feast_paths
-from pipelines.stack.processes import ManagedProcess, child_environment, port_in_use, tail, wait_for_port
+from pipelines.stack.http_server import ManagedHttpServer
+from pipelines.stack.processes import ManagedProcess, child_environment
 
 
 class FeatureServerStartError(FeaturestreamError):
     """The feature server did not come up; the message carries the reason and its log tail."""
-
-
-@dataclass(frozen=True)
-class ServerStatus:
-    running: bool
-    pid: int | None
-    url: str
 
 
 def served_config(settings: Settings) -> dict[str, object]:
@@ -54,31 +46,22 @@ def served_config(settings: Settings) -> dict[str, object]:
     return config
 
 
-class FeastFeatureServer:
+class FeastFeatureServer(ManagedHttpServer):
     """Start, stop and inspect `feast serve` for the settings' feature store."""
 
+    command = "`feast serve`"
+    port_variable = "FEATURESTREAM_SERVING__FEATURE_SERVER_PORT"
+    start_error = FeatureServerStartError
+
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.root = settings.stack.state_dir / "feast" / "serving"
         self.config_file = self.root / "feature_store.yaml"
-        self.log_file = self.root / "feature-server.log"
-        self.process = ManagedProcess("feast-feature-server", self.root / "feature-server.pid", str(self.config_file))
-
-    @property
-    def host(self) -> str:
-        return self.settings.stack.host
+        process = ManagedProcess("feast-feature-server", self.root / "feature-server.pid", str(self.config_file))
+        super().__init__(settings, process, self.root / "feature-server.log")
 
     @property
     def port(self) -> int:
         return self.settings.serving.feature_server_port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def status(self) -> ServerStatus:
-        pid = self.process.pid()
-        return ServerStatus(pid is not None, pid, self.url)
 
     def argv(self) -> list[str]:
         serving = self.settings.serving
@@ -103,21 +86,7 @@ class FeastFeatureServer:
             "--no-access-log",
         ]
 
-    def up(self) -> bool:
-        """Start the server unless it runs; wait until /health answers. True if started now."""
-        started = self.launch()
-        self.wait_until_ready()
-        return started
-
-    def launch(self) -> bool:
-        """Start the server unless it runs, without waiting (the stack starts its servers side by side)."""
-        if self.process.pid() is not None:
-            return False
-        if port_in_use(self.host, self.port):
-            raise FeatureServerStartError(
-                f"port {self.port} on {self.host} is already in use: stop what holds it, or choose another with "
-                "FEATURESTREAM_SERVING__FEATURE_SERVER_PORT"
-            )
+    def start(self) -> None:
         if not feast_paths(self.settings).registry.is_file():
             raise FeatureServerStartError(
                 f"no Feast registry at {feast_paths(self.settings).registry}: run `featurestream features apply`"
@@ -127,7 +96,6 @@ class FeastFeatureServer:
         # server on the machine; XDG_RUNTIME_DIR moves it under this server's own folder.
         env = child_environment(XDG_RUNTIME_DIR=str(self.root))
         self.process.start(self.argv(), log_file=self.log_file, env=env)
-        return True
 
     def write_config(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -135,27 +103,3 @@ class FeastFeatureServer:
         descriptor = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(text)
-
-    def wait_until_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + self.settings.serving.start_timeout_s
-        wait_for_port(self.host, self.port, deadline)
-        while time.monotonic() < deadline:
-            if self.process.pid() is None:
-                raise FeatureServerStartError(f"`feast serve` exited:\n{tail(self.log_file)}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.process.stop()
-        raise FeatureServerStartError(
-            f"`feast serve` did not answer on {self.url}/health within {self.settings.serving.start_timeout_s:.0f}s:"
-            f"\n{tail(self.log_file)}"
-        )
-
-    def down(self) -> bool:
-        """Stop the server this stack started (by its pid file). True if one was running."""
-        return self.process.stop()

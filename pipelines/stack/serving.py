@@ -6,27 +6,17 @@ Feast's feature server (:mod:`pipelines.stack.feature_server`) and the scoring e
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from pipelines.config import Settings
 from pipelines.feast_io.paths import feast_paths
-from pipelines.stack.feature_server import FeastFeatureServer, ServerStatus
+from pipelines.stack.feature_server import FeastFeatureServer
+from pipelines.stack.http_server import ManagedHttpServer
 
 
-class _Server(Protocol):
-    @property
-    def url(self) -> str: ...
-
-    def launch(self) -> bool: ...
-    def wait_until_ready(self) -> None: ...
-    def down(self) -> bool: ...
-    def status(self) -> ServerStatus: ...
-
-
-def _servers(settings: Settings) -> list[tuple[str, _Server]]:
+def _servers(settings: Settings) -> list[tuple[str, ManagedHttpServer]]:
     from pipelines.serving.server import ScoreServer
 
-    servers: list[tuple[str, _Server]] = []
+    servers: list[tuple[str, ManagedHttpServer]] = []
     if settings.serving.feature_server_enabled:
         servers.append(("feast feature server", FeastFeatureServer(settings)))
     if settings.serving.score_server_enabled:

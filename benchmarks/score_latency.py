@@ -131,7 +131,7 @@ def run_traffic(settings: Any, warm_events: int, rate: float, seconds: float) ->
 def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float) -> dict[str, Any]:
     """Medians over the micro-batches that ran after the timed traffic started: rows, the trigger's time split
     (Spark's own bookkeeping vs the foreachBatch step), the state operator's commit time and size, and the
-    foreachBatch step's executor time per sink."""
+    foreachBatch step's driver time per stage (building the plan, then the job) and executor time per sink."""
     timed = [p for p in progress if datetime.fromisoformat(p["timestamp"]).timestamp() * 1000 >= started_ms]
     if not timed:
         return {}
@@ -143,6 +143,7 @@ def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float
 
     state = [p["stateOperators"][0] for p in timed if p.get("stateOperators")]
     sinks = sorted({name for r in records for name in r.sink_seconds})
+    stages = sorted({name for r in records for name in r.stage_seconds})
     return {
         "count": len(timed),
         "median_input_rows": median([p["numInputRows"] for p in timed]),
@@ -155,6 +156,7 @@ def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float
         "median_state_commit_s": median([s.get("commitTimeMs", 0) / 1000 for s in state]),
         "median_state_rows": median([s.get("numRowsTotal", 0) for s in state]),
         "median_state_memory_mb": median([s.get("memoryUsedBytes", 0) / 2**20 for s in state]),
+        "median_driver_stage_s": {n: median([r.stage_seconds.get(n, 0.0) for r in records]) for n in stages},
         "median_executor_s_per_sink": {n: median([r.sink_seconds.get(n, 0.0) for r in records]) for n in sinks},
         "first_and_last": state_growth(timed[0], timed[-1]),
         "add_batch_fit": add_batch_fit(timed),

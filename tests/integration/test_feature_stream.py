@@ -198,6 +198,15 @@ def test_the_skew_report_finds_none_and_catches_an_online_value_gone_wrong(strea
     assert {example["id"] for example in skewed.examples} == {victim}
 
 
+def test_each_batch_times_its_plan_and_its_job_apart(streamed: dict) -> None:  # type: ignore[type-arg]
+    """The driver's fixed cost before the job is its own stage, and the stages add up to no more than the batch."""
+    for batch in streamed["history"]:
+        assert set(batch.stage_seconds) == {"build_plan", "features_and_writes"}
+        assert all(seconds >= 0 for seconds in batch.stage_seconds.values())
+        assert sum(batch.stage_seconds.values()) <= batch.seconds + 0.002  # each part is rounded on its own
+        assert batch.stage_seconds["build_plan"] < batch.stage_seconds["features_and_writes"]
+
+
 def test_the_metrics_equal_the_counts_of_the_run(streamed: dict) -> None:  # type: ignore[type-arg]
     """The job's Prometheus metrics, as exposed, say what the produced traffic says (no data scanned twice)."""
     from prometheus_client.parser import text_string_to_metric_families

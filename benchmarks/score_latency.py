@@ -50,8 +50,9 @@ from pipelines.feast_io.store import apply_repo
 from pipelines.generator.generator import GeneratorOptions
 from pipelines.kafka.client_config import consumer_config
 from pipelines.kafka.topics import admin_client, ensure_topics
-from pipelines.models.registry import ModelVersion
+from pipelines.models.registry import ModelRegistry, ModelVersion
 from pipelines.produce.transactions import produce_transactions
+from pipelines.scoring.scorer import PREDICT_THREADS
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.session import get_or_create_session
 from pipelines.stack.processes import free_port
@@ -231,9 +232,6 @@ SPEED_REPEATS = 30
 def machine_speed_now(settings: Any, model: ModelVersion) -> dict[str, int]:
     """Bare ``inplace_predict`` of the benchmark's model, one thread, on a fixed matrix, before the stream starts
     (only the broker runs): the reference that makes latency figures of different days comparable."""
-    from pipelines.models.registry import ModelRegistry
-    from pipelines.scoring.scorer import PREDICT_THREADS
-
     booster = ModelRegistry.from_settings(settings).load_booster(model)
     matrix = predict_matrix(SPEED_ROWS, len(model.feature_names))
     rate = bare_predict_rate(booster, matrix, repeats=SPEED_REPEATS, threads=PREDICT_THREADS)

@@ -9,6 +9,7 @@ as its process exits, rather than at the deadline, and fails the same way if it 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -27,7 +28,7 @@ class ServerStatus:
     url: str
 
 
-class ManagedHttpServer:
+class ManagedHttpServer(ABC):
     """Start, wait for, inspect and stop one HTTP server of the settings' stack.
 
     A subclass names itself for messages (``command``), the environment variable that moves its port
@@ -49,8 +50,8 @@ class ManagedHttpServer:
         return self.settings.stack.host
 
     @property
-    def port(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def port(self) -> int: ...
 
     @property
     def url(self) -> str:
@@ -60,9 +61,9 @@ class ManagedHttpServer:
         pid = self.process.pid()
         return ServerStatus(pid is not None, pid, self.url)
 
+    @abstractmethod
     def start(self) -> None:
         """Launch the process (it is not running and its port is free)."""
-        raise NotImplementedError
 
     def launch(self) -> bool:
         """Start the server unless it runs, without waiting. True if started now."""

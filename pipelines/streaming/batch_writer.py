@@ -133,33 +133,23 @@ class BatchWriter:
             emit_scoring_rows=model is not None,
         )
         passed = batch.mapInArrow(sinks, output_schema(self.domain))  # type: ignore[arg-type]
+        result = passed if model is None else self._scoring_pass(passed, batch_id, model, challenger)
+        planned = time.perf_counter()
+        record.stage_seconds["build_plan"] = round(planned - started, 4)
         observations: list[PartitionObservations] = []
-        if model is None:
-            planned = self._planned(record, started)
-            for row in passed.collect():
+        for row in result.collect():  # statistics rows, then (scoring) one row per partition and model
+            if row[STATS] is not None:
                 record.add(PartitionStats.from_json(row[STATS]))
-            record.stage_seconds["features_and_writes"] = round(time.perf_counter() - planned, 3)
-        else:
-            scored = self._scoring_pass(passed, batch_id, model, challenger)
-            planned = self._planned(record, started)
-            for row in scored.collect():
-                if row[STATS] is not None:
-                    record.add(PartitionStats.from_json(row[STATS]))
-                else:
-                    self._add_scores(record, row, observations)
+            else:
+                self._add_scores(record, row, observations)
+        if model is not None:
             record.model_version = model.version
             record.challenger_version = challenger.version if challenger is not None else None
-            record.stage_seconds["features_writes_and_scoring"] = round(time.perf_counter() - planned, 3)
+        job = "features_and_writes" if model is None else "features_writes_and_scoring"
+        record.stage_seconds[job] = round(time.perf_counter() - planned, 3)
         record.seconds = round(time.perf_counter() - started, 3)
         self.history.append(record)
         self._log(record, model, observations)
-
-    @staticmethod
-    def _planned(record: BatchRecord, started: float) -> float:
-        """Record the plan-building time since ``started``; returns now, when the job's part begins."""
-        now = time.perf_counter()
-        record.stage_seconds["build_plan"] = round(now - started, 4)
-        return now
 
     def _log(self, record: BatchRecord, model: ScoringModel | None, parts: list[PartitionObservations]) -> None:
         """The batch's line in the run log, through the observer (metrics, drift, live quality) if there is one."""

@@ -95,6 +95,7 @@ class ManagedProcess:
                 env=env if env is not None else child_environment(),
             )
         self.pid_file.write_text(f"{process.pid}\n")
+        _LAUNCHED[process.pid] = process
         return process.pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
@@ -109,8 +110,21 @@ class ManagedProcess:
         except psutil.TimeoutExpired:
             os.kill(pid, signal.SIGKILL)
             process.wait(timeout=10)
+        launched = _LAUNCHED.pop(pid, None)
+        if launched is not None:
+            launched.poll()  # psutil has reaped it; the Popen learns so and no longer counts it as running
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+_LAUNCHED: dict[int, subprocess.Popen[bytes]] = {}
+"""The daemons this interpreter started, by pid, until it stops them.
+
+A daemon outlives the ``Popen`` that started it (``stack up`` exits and leaves it running). Dropping that object
+while the child runs makes Python warn (``ResourceWarning: subprocess N is still running``), and whatever stops the
+daemon in the same interpreter (the tests, ``demo``) would leave it unreaped. Kept here, the object lives as long as
+the daemon is ours to stop, and :meth:`ManagedProcess.stop` hands it the exit after reaping.
+"""
 
 
 def command_line(process: psutil.Process, settle_s: float = EXEC_SETTLE_S) -> list[str]:

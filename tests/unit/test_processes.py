@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+import os
 import socket
 import sys
 from pathlib import Path
@@ -79,6 +81,19 @@ def test_managed_process_starts_identifies_and_stops_only_its_own(tmp_path: Path
     assert process.pid() is None
     assert not process.pid_file.exists()
     assert not process.stop()
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
+def test_a_daemon_started_and_stopped_in_one_interpreter_leaves_no_running_popen_behind(tmp_path: Path) -> None:
+    """Python warns when a ``Popen`` of a running child is dropped; started and stopped here, none may be."""
+    marker = f"reaped-{tmp_path.name}"
+    process = ManagedProcess("sleeper", tmp_path / "sleeper.pid", marker)
+    pid = process.start([sys.executable, "-c", "import time; time.sleep(60)", marker], log_file=tmp_path / "out.log")
+    gc.collect()  # a Popen dropped by start() would warn here, while its child runs
+    assert process.stop(timeout_s=10)
+    gc.collect()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left for the interpreter's exit
 
 
 def test_a_child_still_in_exec_is_not_taken_for_someone_elses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

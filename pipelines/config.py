@@ -300,7 +300,15 @@ class ModelSettings(_Frozen):
     feature_service: str = Field(default="fraud_model_v1", description="The Feast feature service the model reads.")
     label_subject: str = Field(default="labels", description="Avro subject of the labels topic.")
     label_column: str = Field(default="is_fraud", description="The label field (boolean) of a label record.")
-    alert_threshold: float = Field(default=0.5, gt=0, lt=1, description="Score at or above which an event alerts.")
+    alert_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score at or above which an event alerts (threshold_policy fixed)."
+    )
+    threshold_policy: Literal["fixed", "best_f1"] = Field(
+        default="fixed",
+        description="How training sets a version's alert threshold: fixed, alert_threshold; best_f1, the validation "
+        "score at or above which alerting has the highest F1 (precision estimated in traffic when genuine labels "
+        "are sampled). The version records the threshold, which scoring then uses.",
+    )
     validation_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Latest share of labelled events (by event time) held out to validate."
     )

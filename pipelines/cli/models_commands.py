@@ -135,7 +135,10 @@ def _training_progress() -> Iterator[ProgressFunction]:
 def print_training_report(version: ModelVersion, promoted: bool) -> None:
     """Metrics of both splits, the calibration of the validation split, and where the version went."""
     training = version.metadata.training
-    table = Table(title=f"{version.model_name} v{version.version} at threshold {training.alert_threshold:g}")
+    chosen = "best F1 on validation" if training.threshold_policy == "best_f1" else "configured"
+    table = Table(
+        title=f"{version.model_name} v{version.version} at threshold {training.alert_threshold:.4g} ({chosen})"
+    )
     table.add_column("metric")
     table.add_column("train", justify="right")
     table.add_column("validation", justify="right")
@@ -153,6 +156,11 @@ def print_training_report(version: ModelVersion, promoted: bool) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if validation.negative_weight != 1.0:
+        console.print(
+            f"genuine events are labelled at {1 / validation.negative_weight:.1%}: precision, PR-AUC, Brier and the "
+            f"calibration count each labelled genuine event {validation.negative_weight:g} times, as in traffic"
+        )
     console.print(_calibration_table(validation))
     console.print(
         f"events {training.training_window_start:%Y-%m-%d %H:%M} .. {training.training_window_end:%Y-%m-%d %H:%M} "
@@ -165,7 +173,12 @@ def print_training_report(version: ModelVersion, promoted: bool) -> None:
 
 
 def _calibration_table(metrics: EvaluationMetrics) -> Table:
-    table = Table(title="validation calibration (scores are weighted for imbalance, not probabilities)")
+    title = (
+        "validation calibration (genuine rows weighted as in traffic)"
+        if metrics.negative_weight != 1.0
+        else "validation calibration (scores are weighted for imbalance, not probabilities)"
+    )
+    table = Table(title=title)
     for column in ("score bin", "events", "mean score", "observed rate"):
         table.add_column(column, justify="right")
     for bin_ in metrics.calibration:

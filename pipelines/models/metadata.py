@@ -10,7 +10,7 @@ memory either, and a file that does not parse back is reported instead of half-r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,11 @@ class EvaluationMetrics(_Record):
 
     rows: int
     positives: int
+    negative_weight: float = Field(
+        default=1.0,
+        description="How many traffic negatives each labelled negative stood for (1 / the genuine label fraction); "
+        "precision, PR-AUC, Brier and the calibration's rates count each negative that many times.",
+    )
     roc_auc: float | None = Field(description="Null when the set holds one class only.")
     pr_auc: float | None = Field(description="Average precision (step-wise area under precision-recall).")
     threshold: float
@@ -66,6 +71,9 @@ class TrainingSummary(_Record):
     rows: RowCounts
     data_fingerprint: str = Field(description="sha256 of the training frame: event ids, split, labels, features.")
     alert_threshold: float
+    threshold_policy: Literal["fixed", "best_f1"] = Field(
+        default="fixed", description="fixed: the configured threshold; best_f1: chosen on the validation split."
+    )
     best_iteration: int = Field(description="Boosting rounds kept (early stopping on the validation set), minus one.")
     params: dict[str, Any]
     train_metrics: EvaluationMetrics

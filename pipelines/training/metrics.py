@@ -1,11 +1,20 @@
-"""Binary classifier metrics in numpy: ROC-AUC, average precision, precision/recall at a threshold, calibration.
+"""Binary classifier metrics in numpy: ROC-AUC, average precision, precision/recall at a threshold, calibration,
+and the threshold with the best F1.
 
 Written here rather than imported from scikit-learn, which is not a dependency; definitions follow
 scikit-learn's (``roc_auc_score``, ``average_precision_score``) so the numbers compare, ties included: tied
 scores share their average rank (ROC-AUC) and form one threshold step (average precision).
+
+``negative_weight``: when only a sample of the negatives (genuine payments) is labelled, each labelled negative
+stands for ``1 / sample fraction`` negatives of the traffic. Precision, average precision, the calibration's
+observed rates and the Brier score then count each negative that many times, so they estimate the traffic's
+figures rather than the fraud-rich labelled set's (where one false alert in fifty goes unseen). Recall counts
+positives only, and ROC-AUC is unchanged by a weight shared by every negative, so neither takes it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -47,41 +56,76 @@ def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float | None:
     return float((ranks[y].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
-def average_precision(labels: ArrayLike, scores: ArrayLike) -> float | None:
+def average_precision(labels: ArrayLike, scores: ArrayLike, negative_weight: float = 1.0) -> float | None:
     """Area under the precision-recall curve as a step sum: sum over thresholds of (R_n - R_n-1) * P_n."""
     y, p = _inputs(labels, scores)
     positives = int(y.sum())
     if positives == 0:
         return None
-    order = np.argsort(-p, kind="mergesort")
-    ordered, hits = p[order], y[order]
-    true_positives = np.cumsum(hits)
-    false_positives = np.cumsum(~hits)
-    last_of_tie = np.r_[ordered[1:] != ordered[:-1], True]  # one step per distinct score
-    true_positives, false_positives = true_positives[last_of_tie], false_positives[last_of_tie]
-    precision = true_positives / (true_positives + false_positives)
-    recall = true_positives / positives
+    steps = _threshold_steps(y, p, negative_weight)
+    precision = steps.true_positives / (steps.true_positives + steps.false_positives)
+    recall = steps.true_positives / positives
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+@dataclass(frozen=True)
+class _ThresholdSteps:
+    """For each distinct score, from the highest down: alerting at or above it, the positives caught and the
+    (weighted) negatives alerted."""
+
+    thresholds: NDArray[np.float64]
+    true_positives: NDArray[np.float64]
+    false_positives: NDArray[np.float64]
+
+
+def _threshold_steps(y: NDArray[np.bool_], p: NDArray[np.float64], negative_weight: float) -> _ThresholdSteps:
+    order = np.argsort(-p, kind="mergesort")
+    ordered, hits = p[order], y[order]
+    last_of_tie = np.r_[ordered[1:] != ordered[:-1], True]  # one step per distinct score
+    true_positives = np.cumsum(hits, dtype=np.float64)[last_of_tie]
+    false_positives = negative_weight * np.cumsum(~hits, dtype=np.float64)[last_of_tie]
+    return _ThresholdSteps(ordered[last_of_tie], true_positives, false_positives)
+
+
+def best_f1_threshold(labels: ArrayLike, scores: ArrayLike, negative_weight: float = 1.0) -> float | None:
+    """The score at or above which alerting gives the highest F1 on this set; None without a positive.
+
+    Candidates are the set's own scores, so the chosen threshold alerts exactly the events its F1 was measured
+    on. Of equal F1s the highest threshold wins (fewer alerts for the same quality).
+    """
+    y, p = _inputs(labels, scores)
+    positives = int(y.sum())
+    if positives == 0:
+        return None
+    steps = _threshold_steps(y, p, negative_weight)
+    f1 = 2 * steps.true_positives / (steps.true_positives + steps.false_positives + positives)
+    return float(steps.thresholds[int(np.argmax(f1))])  # argmax keeps the first, i.e. highest, of equal F1s
+
+
 def precision_recall_at(
-    labels: ArrayLike, scores: ArrayLike, threshold: float
+    labels: ArrayLike, scores: ArrayLike, threshold: float, negative_weight: float = 1.0
 ) -> tuple[int, float | None, float | None]:
-    """(alerts, precision, recall) when events scoring at or above ``threshold`` alert."""
+    """(alerts, precision, recall) when events scoring at or above ``threshold`` alert; ``alerts`` counts the
+    set's own rows, unweighted."""
     y, p = _inputs(labels, scores)
     alert = p >= threshold
     alerts, hits, positives = int(alert.sum()), int((alert & y).sum()), int(y.sum())
-    return alerts, (hits / alerts if alerts else None), (hits / positives if positives else None)
+    weighted_alerts = hits + negative_weight * (alerts - hits)
+    return alerts, (hits / weighted_alerts if alerts else None), (hits / positives if positives else None)
 
 
-def calibration_bins(labels: ArrayLike, scores: ArrayLike, bins: int = 10) -> tuple[CalibrationBin, ...]:
-    """Equal-width score bins over [0, 1] (the last one closed): count, mean score and observed positive rate.
+def calibration_bins(
+    labels: ArrayLike, scores: ArrayLike, bins: int = 10, negative_weight: float = 1.0
+) -> tuple[CalibrationBin, ...]:
+    """Equal-width score bins over [0, 1] (the last one closed): count (the set's rows), mean score and observed
+    positive rate (both weighted).
 
     A calibrated model has mean score close to the observed rate in every well-filled bin.
     """
     if bins < 1:
         raise ValueError("bins must be >= 1")
     y, p = _inputs(labels, scores)
+    w = _row_weights(y, negative_weight)
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.searchsorted(edges[1:-1], p, side="right")
     result = []
@@ -93,32 +137,39 @@ def calibration_bins(labels: ArrayLike, scores: ArrayLike, bins: int = 10) -> tu
                 lower=float(edges[i]),
                 upper=float(edges[i + 1]),
                 count=count,
-                mean_predicted=float(p[members].mean()) if count else None,
-                observed_rate=float(y[members].mean()) if count else None,
+                mean_predicted=float(np.average(p[members], weights=w[members])) if count else None,
+                observed_rate=float(np.average(y[members], weights=w[members])) if count else None,
             )
         )
     return tuple(result)
 
 
-def brier_score(labels: ArrayLike, scores: ArrayLike) -> float | None:
-    """Mean squared difference between score and outcome; None for an empty set."""
+def brier_score(labels: ArrayLike, scores: ArrayLike, negative_weight: float = 1.0) -> float | None:
+    """Mean squared difference between score and outcome (weighted); None for an empty set."""
     y, p = _inputs(labels, scores)
-    return float(np.mean((p - y) ** 2)) if len(p) else None
+    return float(np.average((p - y) ** 2, weights=_row_weights(y, negative_weight))) if len(p) else None
 
 
-def evaluate(labels: ArrayLike, scores: ArrayLike, threshold: float, bins: int = 10) -> EvaluationMetrics:
+def _row_weights(y: NDArray[np.bool_], negative_weight: float) -> NDArray[np.float64]:
+    return np.where(y, 1.0, negative_weight)
+
+
+def evaluate(
+    labels: ArrayLike, scores: ArrayLike, threshold: float, bins: int = 10, negative_weight: float = 1.0
+) -> EvaluationMetrics:
     """Every metric the registry records for one labelled set."""
     y, p = _inputs(labels, scores)
-    alerts, precision, recall = precision_recall_at(y, p, threshold)
+    alerts, precision, recall = precision_recall_at(y, p, threshold, negative_weight)
     return EvaluationMetrics(
         rows=len(y),
         positives=int(y.sum()),
+        negative_weight=negative_weight,
         roc_auc=roc_auc(y, p),
-        pr_auc=average_precision(y, p),
+        pr_auc=average_precision(y, p, negative_weight),
         threshold=threshold,
         alerts=alerts,
         precision=precision,
         recall=recall,
-        brier=brier_score(y, p),
-        calibration=calibration_bins(y, p, bins),
+        brier=brier_score(y, p, negative_weight),
+        calibration=calibration_bins(y, p, bins, negative_weight),
     )

@@ -135,16 +135,24 @@ def test_training_again_through_the_cli_sees_the_same_data(trained: dict[str, An
         "FEATURESTREAM_STACK__BROKER_PORT": str(settings.stack.broker_port),
         "FEATURESTREAM_STACK__CONTROLLER_PORT": str(settings.stack.controller_port),
         "FEATURESTREAM_KAFKA__TOPICS__LABELS": settings.kafka.topics.labels,
+        # The generator labels 2% of genuine payments; this version weighs them so and picks its own threshold.
+        "FEATURESTREAM_MODELS__GENUINE_LABEL_FRACTION": "0.02",
+        "FEATURESTREAM_MODELS__THRESHOLD_POLICY": "best_f1",
         "COLUMNS": "200",
     }
     result = CliRunner().invoke(cli, ["train", "--label-cutoff", trained["cutoff"].isoformat()], env=env)
     assert result.exit_code == 0, result.output
     print(result.output)
     assert "ROC-AUC" in result.output and "registered fraud_xgb v2" in result.output
+    assert "(best F1 on" in result.output and "labelled at 2.0%" in result.output  # the title may wrap
 
     registry = ModelRegistry.from_settings(settings)
     first, second = registry.version(1), registry.version(2)
     assert second.metadata.training.data_fingerprint == first.metadata.training.data_fingerprint
+    assert first.metadata.training.threshold_policy == "fixed" and first.metadata.training.alert_threshold == 0.5
+    chosen = second.metadata.training
+    assert chosen.threshold_policy == "best_f1" and chosen.validation_metrics.negative_weight == 50
+    assert chosen.validation_metrics.threshold == chosen.alert_threshold != 0.5
     assert registry.production().version == 1  # type: ignore[union-attr]  # not promoted without --promote
     registry.promote(2)
     assert registry.rollback().version == 1

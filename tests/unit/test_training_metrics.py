@@ -8,6 +8,7 @@ import pytest
 from pipelines.training.metrics import (
     average_precision,
     average_ranks,
+    best_f1_threshold,
     brier_score,
     calibration_bins,
     evaluate,
@@ -81,6 +82,31 @@ def test_brier_and_evaluate() -> None:
     assert (metrics.precision, metrics.recall) == (pytest.approx(1.0), pytest.approx(0.5))
     assert len(metrics.calibration) == 4
     assert metrics.model_validate_json(metrics.model_dump_json()) == metrics  # survives the registry's JSON
+
+
+def test_the_best_f1_threshold_by_hand() -> None:
+    # Alerting at or above 0.8: F1 2/3; 0.4: 1/2; 0.35: 4/5; 0.1: 2/3.
+    assert best_f1_threshold(Y, P) == 0.35
+    # Each negative standing for ten: 0.35 now alerts ten false alarms for one more fraud (F1 2/7), 0.8 none (2/3).
+    assert best_f1_threshold(Y, P, negative_weight=10) == 0.8
+    # Equal F1 (2/3 at 0.9 and at 0.5): the higher threshold, with fewer alerts.
+    assert best_f1_threshold([1, 0, 0, 1], [0.9, 0.7, 0.6, 0.5]) == 0.9
+    assert best_f1_threshold([0, 0], [0.3, 0.6]) is None
+
+
+def test_weighted_negatives_estimate_the_traffic_figures() -> None:
+    """Each labelled negative standing for ten in traffic: precision-like figures count it ten times."""
+    assert precision_recall_at(Y, P, 0.35, negative_weight=10) == (3, pytest.approx(2 / 12), pytest.approx(1.0))
+    # Steps: 0.8 (precision 1, recall 1/2), 0.4 (recall unchanged), 0.35 (precision 2/12, recall 1).
+    assert average_precision(Y, P, negative_weight=10) == pytest.approx(0.5 + 0.5 * 2 / 12)
+    assert brier_score([0, 1], [0.2, 0.6], negative_weight=3) == pytest.approx((3 * 0.04 + 0.16) / 4)
+    first = calibration_bins([0, 1], [0.0, 0.05], bins=10, negative_weight=3)[0]
+    assert first.count == 2 and first.observed_rate == pytest.approx(1 / 4)
+    assert first.mean_predicted == pytest.approx(0.05 / 4)
+    metrics = evaluate(Y, P, threshold=0.35, negative_weight=10)
+    assert metrics.negative_weight == 10 and metrics.precision == pytest.approx(2 / 12)
+    assert metrics.roc_auc == evaluate(Y, P, threshold=0.35).roc_auc  # one weight for every negative: no change
+    assert metrics.recall == pytest.approx(1.0) and metrics.alerts == 3
 
 
 def test_bad_inputs_are_rejected() -> None:

@@ -14,8 +14,8 @@ from pipelines.config import ModelSettings
 from pipelines.models import ModelRegistry
 from pipelines.training.dataset import IS_VALIDATION, DatasetStats, TrainingSet, data_fingerprint
 from pipelines.training.labels import LABEL
-from pipelines.training.metrics import evaluate
-from pipelines.training.train import RoundProgress, TrainedModel, train_model
+from pipelines.training.metrics import best_f1_threshold, evaluate, precision_recall_at
+from pipelines.training.train import RoundProgress, TrainedModel, alert_threshold, train_model
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 FEATURES = ("velocity", "amount", "noise")
@@ -96,3 +96,33 @@ def test_a_registered_model_scores_exactly_like_the_trained_one(trained: Trained
     matrix = xgb.DMatrix(training_set.frame[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
     np.testing.assert_array_equal(loaded.predict(matrix), model.booster.predict(matrix))
     assert version.metadata.training.validation_metrics == model.summary.validation_metrics
+
+
+def _f1(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    _, precision, recall = precision_recall_at(labels, scores, threshold)
+    return 0.0 if not precision or not recall else 2 * precision * recall / (precision + recall)
+
+
+def test_best_f1_sets_the_threshold_on_the_validation_split(trained: Trained) -> None:
+    training_set, model, _ = trained
+    validation = training_set.validation
+    labels = validation[LABEL].to_numpy()
+    matrix = xgb.DMatrix(validation[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
+    scores = model.booster.predict(matrix)
+    assert model.summary.threshold_policy == "fixed" and model.summary.alert_threshold == 0.5
+    assert alert_threshold(ModelSettings(alert_threshold=0.3), labels, scores) == 0.3
+    chosen = alert_threshold(ModelSettings(threshold_policy="best_f1"), labels, scores)
+    assert chosen == best_f1_threshold(labels, scores)
+    assert all(_f1(labels, scores, chosen) >= _f1(labels, scores, t) for t in (0.1, 0.3, 0.5, 0.7, 0.9))
+
+
+def test_a_version_trained_under_best_f1_records_its_chosen_threshold() -> None:
+    training_set = synthetic_set(seed=5)
+    settings = ModelSettings(num_boost_round=100, max_depth=3, threshold_policy="best_f1", genuine_label_fraction=0.5)
+    model = train_model(training_set, settings)
+    summary, validation = model.summary, training_set.validation
+    matrix = xgb.DMatrix(validation[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
+    expected = best_f1_threshold(validation[LABEL].to_numpy(), model.booster.predict(matrix), negative_weight=2.0)
+    assert summary.threshold_policy == "best_f1" and summary.alert_threshold == expected
+    assert summary.validation_metrics.threshold == summary.alert_threshold == summary.train_metrics.threshold
+    assert summary.validation_metrics.negative_weight == summary.train_metrics.negative_weight == 2.0

@@ -228,10 +228,15 @@ def _train_and_score(
     # The labels of the live events arrive later (chargebacks); joined to the published scores by event id.
     label_decoder = RecordDecoder("labels")
     labels = [label_decoder.decode(m.value()) for m in read_topic(settings, settings.kafka.topics.labels)]
-    quality = quality_from_frames(pd.DataFrame(scores), pd.DataFrame(labels), label_column=settings.models.label_column)
+    quality = quality_from_frames(
+        pd.DataFrame(scores),
+        pd.DataFrame(labels),
+        label_column=settings.models.label_column,
+        negative_weight=1.0 / genuine_label_fraction,
+    )
     console.print(
         f"[green]7.[/] live quality, delayed labels joined to the published scores ({quality.labelled:,} labelled: "
-        f"every fraud, a sample of genuine payments; {quality.positives} fraud): precision "
+        f"every fraud, a sample of genuine payments; {quality.positives} fraud): precision in traffic "
         f"{_fmt(quality.precision)}, recall {_fmt(quality.recall)}, ROC-AUC {_fmt(quality.roc_auc)}"
     )
 

@@ -79,7 +79,7 @@ class StreamObserver:
         if follow_quality:
             from pipelines.observability.quality_feed import QualityFeed
 
-            feed = QualityFeed(settings, LiveQuality.from_settings(observe))
+            feed = QualityFeed(settings, LiveQuality.from_settings(settings))
         observer = cls(
             settings,
             metrics,

@@ -8,7 +8,10 @@ in the job, or by :func:`quality_from_frames` from two pandas frames (the demo).
 
 ROC-AUC is :func:`pipelines.training.metrics.roc_auc`, the same definition training reports, so live and
 validation numbers compare. Precision and recall are those of the published ``is_alert`` flag: the threshold
-the scoring model actually used, whichever version that was.
+the scoring model actually used, whichever version that was. When only a sample of genuine events gets a label
+(``models.genuine_label_fraction``), precision counts each labelled genuine event as the ``negative_weight``
+events it stands for, as training's metrics do: otherwise one false alert in fifty would go unseen and the live
+precision would not compare with validation's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pipelines.training.metrics import roc_auc
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipelines.config import ObservabilitySettings
+    from pipelines.config import Settings
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class QualitySnapshot:
     positives: int
     alerts: int
     true_positives: int
+    negative_weight: float
     precision: float | None
     recall: float | None
     roc_auc: float | None
@@ -45,8 +49,11 @@ class QualitySnapshot:
         return asdict(self)
 
 
-def quality_of(labels: ArrayLike, scores: ArrayLike, is_alert: ArrayLike) -> QualitySnapshot:
-    """Precision and recall of the alerts, and ROC-AUC of the scores, against the labels."""
+def quality_of(
+    labels: ArrayLike, scores: ArrayLike, is_alert: ArrayLike, negative_weight: float = 1.0
+) -> QualitySnapshot:
+    """Precision (each labelled negative counted ``negative_weight`` times) and recall of the alerts, and ROC-AUC
+    of the scores, against the labels; ``alerts`` counts the labelled events, unweighted."""
     y = np.asarray(labels, dtype=bool)
     alert = np.asarray(is_alert, dtype=bool)
     p = np.asarray(scores, dtype=np.float64)
@@ -59,7 +66,8 @@ def quality_of(labels: ArrayLike, scores: ArrayLike, is_alert: ArrayLike) -> Qua
         positives=positives,
         alerts=alerts,
         true_positives=hits,
-        precision=hits / alerts if alerts else None,
+        negative_weight=negative_weight,
+        precision=hits / (hits + negative_weight * (alerts - hits)) if alerts else None,
         recall=hits / positives if positives else None,
         roc_auc=roc_auc(y, p) if y.size else None,
     )
@@ -71,6 +79,7 @@ def quality_from_frames(
     *,
     label_column: str = "is_fraud",
     window: int | None = None,
+    negative_weight: float = 1.0,
 ) -> QualitySnapshot:
     """The same numbers from a frame of scores (event_id, score, is_alert) and one of labels (event_id, label).
 
@@ -92,7 +101,9 @@ def quality_from_frames(
     joined = latest_labels.merge(latest_scores[["event_id", "score", "is_alert"]], on="event_id", how="inner")
     if window is not None:
         joined = joined.tail(window)
-    return quality_of(joined[label_column].to_numpy(bool), joined["score"].to_numpy(float), joined["is_alert"])
+    return quality_of(
+        joined[label_column].to_numpy(bool), joined["score"].to_numpy(float), joined["is_alert"], negative_weight
+    )
 
 
 class LiveQuality:
@@ -103,11 +114,14 @@ class LiveQuality:
     after its score was dropped is never judged, so set ``max_pending`` above the traffic of a label delay.
     """
 
-    def __init__(self, window: int = 5000, max_pending: int = 200_000) -> None:
+    def __init__(self, window: int = 5000, max_pending: int = 200_000, negative_weight: float = 1.0) -> None:
         if window < 1 or max_pending < 1:
             raise ValueError("window and max_pending must be >= 1")
+        if negative_weight < 1:
+            raise ValueError(f"negative_weight is 1 / the genuine label fraction, at least 1; got {negative_weight}")
         self.window = window
         self.max_pending = max_pending
+        self.negative_weight = negative_weight
         self._scores: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self._labels: OrderedDict[str, bool] = OrderedDict()
         self._joined: deque[tuple[float, bool, bool]] = deque(maxlen=window)
@@ -116,8 +130,13 @@ class LiveQuality:
         self.matched = 0
 
     @classmethod
-    def from_settings(cls, settings: ObservabilitySettings) -> LiveQuality:
-        return cls(window=settings.quality_window, max_pending=settings.quality_max_pending)
+    def from_settings(cls, settings: Settings) -> LiveQuality:
+        observe = settings.observability
+        return cls(
+            window=observe.quality_window,
+            max_pending=observe.quality_max_pending,
+            negative_weight=1.0 / settings.models.genuine_label_fraction,
+        )
 
     @property
     def pending_scores(self) -> int:
@@ -167,6 +186,6 @@ class LiveQuality:
     def snapshot(self) -> QualitySnapshot:
         """Quality over the latest ``window`` labelled scores (all of them, fewer at the start)."""
         if not self._joined:
-            return quality_of(np.zeros(0, bool), np.zeros(0), np.zeros(0, bool))
+            return quality_of(np.zeros(0, bool), np.zeros(0), np.zeros(0, bool), self.negative_weight)
         scores, alerts, labels = (np.asarray(column) for column in zip(*self._joined, strict=True))
-        return quality_of(labels, scores, alerts)
+        return quality_of(labels, scores, alerts, self.negative_weight)

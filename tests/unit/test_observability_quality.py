@@ -44,6 +44,24 @@ def test_quality_of_matches_hand_computed_values() -> None:
     assert one_class.roc_auc is None and one_class.recall is None and one_class.precision == 0.0
 
 
+def test_sampled_genuine_labels_weigh_each_false_alert_as_the_traffic_it_stands_for() -> None:
+    """Genuine events labelled at 2%: e2's one false alert stands for fifty; recall and ROC-AUC are unchanged."""
+    _, scores, alerts, labels = zip(*EVENTS, strict=True)
+    weighted = quality_of(labels, scores, alerts, negative_weight=50)
+    assert weighted.precision == pytest.approx(2 / (2 + 50)) and weighted.negative_weight == 50
+    assert (weighted.recall, weighted.roc_auc, weighted.alerts) == (pytest.approx(2 / 3), pytest.approx(7 / 9), 3)
+    live = LiveQuality(window=100, max_pending=100, negative_weight=50)
+    live.add_scores([e[0] for e in EVENTS], scores, alerts)
+    live.add_labels([e[0] for e in EVENTS], labels)
+    assert live.snapshot() == weighted
+    settings = Settings().model_copy(
+        update={"models": Settings().models.model_copy(update={"genuine_label_fraction": 0.02})}
+    )
+    assert LiveQuality.from_settings(settings).negative_weight == pytest.approx(50)
+    with pytest.raises(ValueError, match="at least 1"):
+        LiveQuality(negative_weight=0.5)
+
+
 def test_live_quality_joins_labels_that_come_before_or_after_their_scores() -> None:
     quality = LiveQuality(window=100, max_pending=100)
     early, late = EVENTS[:3], EVENTS[3:]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from pipelines.training.metrics import roc_auc
+from pipelines.training.metrics import roc_auc, weighted_precision
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,7 +67,7 @@ def quality_of(
         alerts=alerts,
         true_positives=hits,
         negative_weight=negative_weight,
-        precision=hits / (hits + negative_weight * (alerts - hits)) if alerts else None,
+        precision=weighted_precision(hits, alerts, negative_weight),
         recall=hits / positives if positives else None,
         roc_auc=roc_auc(y, p) if y.size else None,
     )

@@ -110,8 +110,12 @@ def precision_recall_at(
     y, p = _inputs(labels, scores)
     alert = p >= threshold
     alerts, hits, positives = int(alert.sum()), int((alert & y).sum()), int(y.sum())
-    weighted_alerts = hits + negative_weight * (alerts - hits)
-    return alerts, (hits / weighted_alerts if alerts else None), (hits / positives if positives else None)
+    return alerts, weighted_precision(hits, alerts, negative_weight), (hits / positives if positives else None)
+
+
+def weighted_precision(hits: int, alerts: int, negative_weight: float = 1.0) -> float | None:
+    """Share of alerts that were positive, each false alert counted ``negative_weight`` times; None without alerts."""
+    return hits / (hits + negative_weight * (alerts - hits)) if alerts else None
 
 
 def calibration_bins(

@@ -8,7 +8,9 @@ events/s (event times stamped at that rate, as ``score_latency.py`` produces the
 feature function (:func:`~pipelines.transforms.windows.compute_window_features`) in ``--batch-seconds``
 micro-batches; entities are split into ``--state-buckets`` by a hash of their id, as the stream splits them. Then
 it times :func:`~pipelines.transforms.history_codec.encode_history` and ``decode_history`` on that history
-(median of ``--repeats``) and reports the stored bytes per held event.
+(median of ``--repeats``) and reports the stored bytes per held event, and times the feature function itself on
+the bucket's last micro-batch, held back from the history for that (``features_ms``: what the windows cost per
+bucket call at that much held state).
 
 Pure Python on one core: no Spark, no broker. The JVM's share of a bucket's cost (pickling the value to Python at
 about 20 ns a byte, then RocksDB) is not timed here; it grows with the bytes reported.
@@ -62,14 +64,18 @@ def generated_events(rate: float, seconds: float) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def bucket_history(features: EntityFeatureSet, events: pd.DataFrame, buckets: int, batch_rows: int) -> EntityHistory:
-    """The first bucket's history after feeding its events batch by batch, as the stateful stage does."""
+def bucket_history(
+    features: EntityFeatureSet, events: pd.DataFrame, buckets: int, batch_rows: int
+) -> tuple[EntityHistory, pd.DataFrame]:
+    """The first bucket's history after feeding its events batch by batch, as the stateful stage does, but for its
+    last batch, which is returned with it."""
     in_bucket = pd.util.hash_array(events[features.key_column].to_numpy(dtype=object)) % buckets == 0
     mine = events[in_bucket].reset_index(drop=True)
+    last_start = max(0, len(mine) - batch_rows)
     history = EntityHistory.empty(features)
-    for start in range(0, len(mine), batch_rows):
-        _, history = compute_window_features(features, history, mine.iloc[start : start + batch_rows])
-    return history
+    for start in range(0, last_start, batch_rows):
+        _, history = compute_window_features(features, history, mine.iloc[start : min(start + batch_rows, last_start)])
+    return history, mine.iloc[last_start:].reset_index(drop=True)
 
 
 def median_ms(call: Callable[[], object], repeats: int) -> float:
@@ -81,8 +87,11 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
     return round(statistics.median(timings), 2)
 
 
-def codec_figures(features: EntityFeatureSet, history: EntityHistory, buckets: int, repeats: int) -> dict[str, Any]:
-    """The stored value's size and the median time to encode and to decode it."""
+def codec_figures(
+    features: EntityFeatureSet, history: EntityHistory, next_batch: pd.DataFrame, buckets: int, repeats: int
+) -> dict[str, Any]:
+    """The stored value's size, the median time to encode and to decode it, and to compute the features of
+    ``next_batch`` on it."""
     value = encode_history(history, state_buckets=buckets)
     return {
         "held_events": len(history),
@@ -90,6 +99,8 @@ def codec_figures(features: EntityFeatureSet, history: EntityHistory, buckets: i
         "bytes_per_held_event": round(len(value) / max(len(history), 1), 3),
         "encode_ms": median_ms(lambda: encode_history(history, state_buckets=buckets), repeats),
         "decode_ms": median_ms(lambda: decode_history(value, features, state_buckets=buckets), repeats),
+        "next_batch_rows": len(next_batch),
+        "features_ms": median_ms(lambda: compute_window_features(features, history, next_batch), repeats),
     }
 
 
@@ -117,13 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": [round(x, 2) for x in psutil.getloadavg()],
     }
     for features in (CARD_FEATURES, MERCHANT_FEATURES):
-        history = bucket_history(features, events, args.state_buckets, batch_rows)
-        figures = codec_figures(features, history, args.state_buckets, args.repeats)
+        history, next_batch = bucket_history(features, events, args.state_buckets, batch_rows)
+        figures = codec_figures(features, history, next_batch, args.state_buckets, args.repeats)
         results["buckets"][features.entity] = figures
         print(
             f"{features.entity:>9}: {figures['held_events']:,} held events, {figures['value_bytes']:,} bytes "
             f"({figures['bytes_per_held_event']} a held event); encode {figures['encode_ms']} ms, "
-            f"decode {figures['decode_ms']} ms"
+            f"decode {figures['decode_ms']} ms; features of {figures['next_batch_rows']:,} more events "
+            f"{figures['features_ms']} ms"
         )
     print(f"machine: {results['machine']}, load average {results['load_average']}")
     if args.json:

@@ -202,6 +202,7 @@ def _train_and_score(
         count=5_000,
         now_ms=int(now.timestamp() * 1000),
         seed=seed + 1,
+        population_seed=seed,  # the history's cards and merchants, in new transactions
         cards=5_000,
         merchants=500,
         start_ms=live_from_ms,

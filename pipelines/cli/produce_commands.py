@@ -82,6 +82,10 @@ def _finish(summary: ProduceSummary) -> None:
 def transactions(
     count: Annotated[int, typer.Option(min=0, help="Transactions to produce.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Same seed, same traffic.")] = 0,
+    population_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the cards and merchants (default: --seed); an earlier run's seed continues it."),
+    ] = None,
     rate: Annotated[
         float | None, typer.Option(min=0.001, help="Events per second; default: as fast as possible.")
     ] = None,
@@ -114,6 +118,7 @@ def transactions(
         count=count,
         now_ms=wall_clock_ms(),
         seed=seed,
+        population_seed=population_seed,
         cards=cards,
         merchants=merchants,
         fraud_rate=fraud_rate,

@@ -37,6 +37,11 @@ class GeneratorOptions:
     count: int
     now_ms: int
     seed: int = 0
+    population_seed: int | None = None
+    """Seeds the cards and merchants (their homes, spending, breached merchants) apart from the traffic; None means
+    ``seed``. Traffic that continues an earlier run's history (the demo's live events) takes that run's seed here and
+    a seed of its own: the same cards behaving as before, in new transactions. With another population the ids
+    would be reused by different cards, whose history would then look like a sudden change of behaviour."""
     cards: int = 20_000
     merchants: int = 2_000
     fraud_rate: float = 0.01
@@ -128,8 +133,9 @@ class TransactionGenerator:
     def __init__(self, options: GeneratorOptions, plan: EventTimePlan | None = None) -> None:
         self.options = options
         self.plan = plan if plan is not None else plan_event_times(options)
+        population_seed = options.seed if options.population_seed is None else options.population_seed
         self.population: Population = build_population(
-            np.random.default_rng([options.seed, 0]),
+            np.random.default_rng([population_seed, 0]),
             options.cards,
             options.merchants,
             options.compromised_merchant_share,

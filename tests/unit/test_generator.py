@@ -55,6 +55,17 @@ def test_same_seed_same_traffic_different_seed_different() -> None:
     assert not np.array_equal(first.event_id, other.event_id)
 
 
+def test_a_population_seed_keeps_the_cards_and_draws_new_traffic() -> None:
+    """Live traffic after a history: the same cards and merchants (the history's seed), new transactions."""
+    history, history_tx, _ = _run(count=5_000)
+    live, live_tx, _ = _run(count=5_000, seed=12, population_seed=11)
+    for name in ("card_home", "card_scale", "compromised"):
+        assert np.array_equal(getattr(history.population, name), getattr(live.population, name)), name
+    assert not set(history_tx.event_id) & set(live_tx.event_id)
+    other, _, _ = _run(count=10, seed=12)
+    assert not np.array_equal(other.population.card_home, history.population.card_home)
+
+
 def test_count_and_unique_event_ids(run: tuple) -> None:
     _, tx, _ = run
     assert len(tx) == 60_000

@@ -325,6 +325,12 @@ class ModelSettings(_Frozen):
         "weighted by its inverse, so scores estimate the fraud probability in traffic, not in the labelled set.",
     )
 
+    @property
+    def negative_weight(self) -> float:
+        """How many genuine events of the traffic one labelled genuine event stands for (1 / the label fraction):
+        the weight training, its metrics and live quality give each labelled negative."""
+        return 1.0 / self.genuine_label_fraction
+
 
 class ObservabilitySettings(_Frozen):
     """Metrics endpoint, drift and live-quality judgement, and where run reports go (`featurestream report`)."""

@@ -233,7 +233,7 @@ def _train_and_score(
         pd.DataFrame(scores),
         pd.DataFrame(labels),
         label_column=settings.models.label_column,
-        negative_weight=1.0 / genuine_label_fraction,
+        negative_weight=sampled.models.negative_weight,
     )
     console.print(
         f"[green]7.[/] live quality, delayed labels joined to the published scores ({quality.labelled:,} labelled: "

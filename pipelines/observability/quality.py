@@ -135,7 +135,7 @@ class LiveQuality:
         return cls(
             window=observe.quality_window,
             max_pending=observe.quality_max_pending,
-            negative_weight=1.0 / settings.models.genuine_label_fraction,
+            negative_weight=settings.models.negative_weight,
         )
 
     @property

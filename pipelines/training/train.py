@@ -75,8 +75,7 @@ def alert_threshold(models: ModelSettings, validation_labels: np.ndarray, valida
     not the next one's: the demo's recall at 0.5 ranged from 0.30 to 0.85 between runs)."""
     if models.threshold_policy == "fixed":
         return models.alert_threshold
-    negative_weight = 1.0 / models.genuine_label_fraction
-    chosen = best_f1_threshold(validation_labels, validation_scores, negative_weight=negative_weight)
+    chosen = best_f1_threshold(validation_labels, validation_scores, negative_weight=models.negative_weight)
     if chosen is None:  # the split guarantees positives; kept total for a caller that does not
         return models.alert_threshold
     return chosen
@@ -134,11 +133,10 @@ def train_model(
     )
     best = int(booster.best_iteration)
     booster = booster[: best + 1]  # keep the validated trees only
-    negative_weight = 1.0 / fraction
     validation_scores = booster.predict(d_validation)
     threshold = alert_threshold(models, y_validation, validation_scores)
-    train_metrics = evaluate(y_train, booster.predict(d_train), threshold, negative_weight=negative_weight)
-    validation_metrics = evaluate(y_validation, validation_scores, threshold, negative_weight=negative_weight)
+    train_metrics = evaluate(y_train, booster.predict(d_train), threshold, negative_weight=models.negative_weight)
+    validation_metrics = evaluate(y_validation, validation_scores, threshold, negative_weight=models.negative_weight)
     start, end = training_set.window
     summary = TrainingSummary(
         feature_names=training_set.feature_names,

@@ -188,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.layout != "all":
         # One layout per process, which exits without stopping the query: stopping a transformWithStateInPandas
-        # query overflowed the stream thread's stack here (pyspark 4.0.0), and once did not return.
+        # query overflowed the stream thread's stack here (pyspark 4.0.0), and a 150 s run then ended unreported.
         print(json.dumps(run_layout(args.layout, args.seconds, args.bytes_per_row)), flush=True)
         os._exit(0)
     load_before = os.getloadavg()[0]

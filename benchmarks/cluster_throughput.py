@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from pipelines.spark.submit import spark_submit_argv
 from pipelines.stack.kafka_cluster import embedded_kafka
 from pipelines.stack.redis_server import RedisServer
 from pipelines.stack.spark_standalone import SparkStandalone
+from pipelines.testing.benchmark_report import emit_report, machine_description
 from pipelines.testing.cluster import cluster_environment, cluster_settings
 
 
@@ -220,12 +220,10 @@ def main() -> None:
         "topic_partitions": 6,
         "online_store": "redis",
         "scored": args.score,
-        "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": machine_description(),
         "note": "executors' CPU includes the worker JVMs (their parents); the workers idle otherwise",
     }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    emit_report(report, args.json)
 
 
 def _broker_pids(kafka: Any) -> list[int]:

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -43,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 from confluent_kafka import Consumer
 
 from pipelines.feast_io.store import apply_repo
@@ -59,6 +56,7 @@ from pipelines.stack.processes import free_port
 from pipelines.stack.redis_server import RedisServer
 from pipelines.streaming.job import start_feature_stream
 from pipelines.testing import embedded_broker
+from pipelines.testing.benchmark_report import emit_report, machine_description
 from pipelines.testing.machine_speed import bare_predict_rate, predict_matrix
 from pipelines.testing.models import register_synthetic_model
 
@@ -369,12 +367,10 @@ def main() -> None:
         "timed_batches": batches,
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "machine_speed": machine_speed,
-        "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": machine_description(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

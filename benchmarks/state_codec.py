@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES  # noqa: E402
 from pipelines.generator.generator import GeneratorOptions, TransactionGenerator  # noqa: E402
 from pipelines.generator.timing import SpanPlan  # noqa: E402
+from pipelines.testing.benchmark_report import machine_description  # noqa: E402
 from pipelines.transforms.history_codec import decode_history, encode_history  # noqa: E402
 from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features  # noqa: E402
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_buckets": args.state_buckets,
         "events": len(events),
         "buckets": {},
-        "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": machine_description(),
         "load_average": [round(x, 2) for x in psutil.getloadavg()],
     }
     for features in (CARD_FEATURES, MERCHANT_FEATURES):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,10 +39,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psutil
 
 from pipelines.spark.session import get_or_create_session
 from pipelines.testing import isolated_settings
+from pipelines.testing.benchmark_report import emit_report, machine_description
 
 LAYOUTS = ("value", "list", "cached-list")
 RATE = 5_000
@@ -205,12 +204,10 @@ def main() -> None:
         "bytes_per_row": args.bytes_per_row,
         "runs": runs,
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "machine": f"{platform.node()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "machine": machine_description(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ state cut. Marginal costs on a shared 2-core machine are approximate: the stages
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 import uuid
@@ -51,6 +49,7 @@ from pipelines.streaming.decode_validate import decode_and_validate, kafka_rows
 from pipelines.streaming.entity_state import compute_entity_features, explode_entities
 from pipelines.streaming.job import read_transactions, start_feature_stream
 from pipelines.testing import embedded_broker
+from pipelines.testing.benchmark_report import emit_report, machine_description
 from pipelines.testing.machine_speed import bare_predict_rate, predict_matrix
 from pipelines.testing.models import register_synthetic_model
 from pipelines.testing.process_cpu import CpuMeter
@@ -114,14 +113,11 @@ def main() -> None:
                 "driver_python_rss_mb": round(driver.memory_info().rss / 2**20),
                 "driver_jvm_rss_mb": round(jvm_rss / 2**20),
                 "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-                "machine": f"{platform.node()}, {psutil.cpu_count()} cores, "
-                f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+                "machine": machine_description(),
             }
         )
         spark.stop()
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    emit_report(report, args.json)
 
 
 def generator_options(events: int, cards: int) -> GeneratorOptions:

@@ -12,15 +12,12 @@ and with ``init_transactions`` alone, and reports milliseconds per start.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 from confluent_kafka import Producer
 
 from pipelines.config import Settings
@@ -28,6 +25,7 @@ from pipelines.kafka.client_config import producer_config
 from pipelines.kafka.topics import admin_client, ensure_topics
 from pipelines.kafka.transactional_sink import ExactlyOnceSink
 from pipelines.testing import embedded_broker
+from pipelines.testing.benchmark_report import emit_report, machine_description
 
 TOPIC = "transactional-start"
 
@@ -82,12 +80,9 @@ def main() -> None:
             "starts": args.starts,
             "sink_connects_first": summary(sink_starts(settings, args.starts)),
             "init_transactions_alone": summary(bare_starts(settings, args.starts)),
-            "machine": f"{platform.node()}, {psutil.cpu_count()} cores, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+            "machine": machine_description(),
         }
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -125,16 +125,3 @@ def stateful_output_schema(domain: Domain) -> str:
         f"{plain}, {ENTITY} string, {ENTITY_ID} string, {IS_LATEST} boolean, {EVENT_TIME_MS} long, "
         f"{PAYLOAD} binary, {feature_schema(domain)}"
     )
-
-
-def state_schema(domain: Domain) -> str:
-    """What a state bucket keeps in Spark's state store: its entities' recent history as one binary value.
-
-    The value is an Arrow IPC stream (:mod:`pipelines.transforms.history_codec`): pyspark 4.0.0's
-    applyInPandasWithState cannot hand array-typed state back to Python (the JVM pickler fails on it), and one
-    opaque value moves in one piece. It still moves whole, every batch: the JVM pickles it to Python at about
-    20 ns a byte (measured: 1 / 5 / 20 MB values, 365 / 417 / 762 ms per micro-batch), so its size per held event
-    is what the stateful stage's cost grows with (README, "The state's cost grows with the window").
-    """
-    del domain  # the codec's stream carries its own schema
-    return "history binary"

@@ -1,37 +1,45 @@
 """The stateful stage: per-entity windowed features over event time, in Spark's state store.
 
 Each valid event is exploded into one row per entity it belongs to (its card, its merchant). Rows are grouped
-by (entity type, state bucket) into ``applyInPandasWithState``, where a bucket is a hash of the entity id:
+by (entity type, state bucket) into ``transformWithStateInPandas``, where a bucket is a hash of the entity id:
 pyspark's per-group cost (a few milliseconds per call, measured) would dominate if every card were its own
 group, so one call computes the features of all the bucket's entities at once, vectorised
-(:func:`compute_window_features`). The bucket's state is the recent history of its entities, pruned against
-the watermark so it stays bounded by the windows, and an entity idle for ``idle_horizon`` (event time) is
-forgotten.
+(:func:`compute_window_features`). The bucket's state is the recent history of its entities, kept as a list of
+chunks so a batch writes only its own events (:class:`EntityHistoryProcessor`), pruned against the watermark so
+it stays bounded by the windows; an entity idle for ``idle_horizon`` (event time) is forgotten.
 
 Dead-lettered rows travel through the same operator under a reserved entity type and come out unchanged: one
 query, one output, nothing lost between stages. Events older than the watermark when they arrive are not
-dropped: they come out with verdict ``late`` and go to the dead-letter topic. (No state timeout is used: with
-an event-time timeout Spark filters late rows out before the function sees them, silently.)
+dropped: they come out with verdict ``late`` and go to the dead-letter topic. (In event-time mode Spark drops
+rows older than the watermark before the processor sees them, silently, when the grouped input carries the
+watermark's column; the column is dropped right before the operator, so every row arrives and the processor
+still reads the watermark.)
 """
 
 from __future__ import annotations
 
+import sys
+import types
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark.sql.streaming.stateful_processor import StatefulProcessor
 
 from pipelines.domains.base import Domain
 from pipelines.streaming import columns as C
 from pipelines.transforms.history_codec import decode_history, encode_history
-from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features
+from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features, events_history
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 DEFAULT_IDLE_HORIZON = timedelta(days=30)
 DEFAULT_STATE_BUCKETS = 16
+HISTORY_CHUNKS_STATE = "history_chunks"
+LAST_WRITE_STATE = "last_write"
 
 
 def explode_entities(
@@ -85,15 +93,16 @@ def compute_entity_features(
 ) -> DataFrame:
     """Apply the stateful feature function; output schema :func:`columns.entity_output_schema`.
     ``state_buckets`` must be the count ``exploded`` was bucketed with (:func:`explode_entities`)."""
-    from pyspark.sql.streaming.state import GroupStateTimeout
-
-    update = EntityStateFunction(domain, idle_horizon, state_buckets)
-    stateful = exploded.groupBy(C.ENTITY, C.STATE_BUCKET).applyInPandasWithState(
-        update,  # type: ignore[arg-type]  # a callable object; pyspark's stub wants a plain function
-        outputStructType=C.stateful_output_schema(domain),
-        stateStructType=C.state_schema(domain),
-        outputMode="append",
-        timeoutConf=GroupStateTimeout.NoTimeout,
+    processor = EntityHistoryProcessor(domain, idle_horizon, state_buckets)
+    stateful = (
+        exploded.drop(C.WATERMARK_TIME)
+        .groupBy(C.ENTITY, C.STATE_BUCKET)
+        .transformWithStateInPandas(
+            statefulProcessor=processor,
+            outputStructType=C.stateful_output_schema(domain),
+            outputMode="Append",
+            timeMode="EventTime",
+        )
     )
     return unpack_payload(stateful, domain)
 
@@ -117,32 +126,78 @@ def unpack_payload(stateful: DataFrame, domain: Domain) -> DataFrame:
     return decoded.select(*[restored[n].alias(n) if n in restored else F.col(n) for n in names])
 
 
-class EntityStateFunction:
-    """The function Spark calls per (entity type, bucket) group; picklable, holds only declarations."""
+WORKER_CACHE_MODULE = "_featurestream_entity_histories"
+COMPACT_AFTER_CHUNKS = 32
+"""A bucket's chunk list is rewritten as one chunk once it holds this many (plus ``bucket % 16``, so the buckets
+of one stream do not all compact in the same micro-batch): a reader that misses the worker's copy decodes at most
+that many chunks, and events pruned from the windows leave the state store within that many batches."""
 
-    def __init__(self, domain: Domain, idle_horizon: timedelta, state_buckets: int = DEFAULT_STATE_BUCKETS) -> None:
+
+def worker_histories() -> dict[tuple[str, int], tuple[str, EntityHistory]]:
+    """The decoded histories this Python worker process wrote last, by (entity type, bucket), with the token of
+    that write.
+
+    The processor is pickled with every task, so a dict on it (or on this module, which a task may re-import)
+    would not outlive the task; one hung on ``sys.modules`` lives as long as the worker process, which Spark
+    reuses across micro-batches.
+    """
+    module = sys.modules.setdefault(WORKER_CACHE_MODULE, types.ModuleType(WORKER_CACHE_MODULE))
+    histories: dict[tuple[str, int], tuple[str, EntityHistory]] = module.__dict__.setdefault("histories", {})
+    return histories
+
+
+class EntityHistoryProcessor(StatefulProcessor):
+    """Computes a bucket's features over its held history; Spark calls it per (entity type, bucket) group.
+
+    A bucket's state in Spark's state store is a list of chunks, each a self-contained encoded history
+    (:mod:`pipelines.transforms.history_codec`): every batch appends the chunk of its own events, so what is
+    written per batch follows the batch, not the window. A token naming the last write sits beside the list.
+    The Python worker that made that write keeps the decoded history in memory (:func:`worker_histories`) and
+    skips reading the chunks; any other worker, or one that restarted, or a replayed batch whose token rolled
+    back with the state store, decodes the chunks instead. The state store stays the only durable copy, so
+    recovery is Spark's own. Every so often (:data:`COMPACT_AFTER_CHUNKS`) the list is replaced by one chunk of
+    the pruned history.
+
+    The watermark prunes the history before the batch's events are merged in, whichever way it was read, so
+    a cached and a decoded history give the same features.
+    """
+
+    def __init__(
+        self,
+        domain: Domain,
+        idle_horizon: timedelta,
+        state_buckets: int = DEFAULT_STATE_BUCKETS,
+        compact_after_chunks: int = COMPACT_AFTER_CHUNKS,
+    ) -> None:
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
         self.state_buckets = state_buckets
+        self.compact_after_chunks = compact_after_chunks
         self.output_columns = C.column_names(C.stateful_output_schema(domain))
 
-    def __call__(self, key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
-        entity = key[0]
+    def init(self, handle: Any) -> None:
+        self.chunks = handle.getListState(HISTORY_CHUNKS_STATE, "chunk binary, token string")
+        self.last_write = handle.getValueState(LAST_WRITE_STATE, "token string, chunks int")
+
+    def handleInputRows(  # noqa: N802  # pyspark's name
+        self, key: Any, rows: Iterator[pd.DataFrame], timer_values: Any
+    ) -> Iterator[pd.DataFrame]:
+        entity, bucket = str(key[0]), int(key[1])
         if entity == C.DEAD_LETTER_ENTITY:
-            for frame in frames:
+            for frame in rows:
                 yield self._output(frame.assign(**{C.IS_LATEST: False}))
             return
         features = self.domain.entity(entity)
-        events = pd.concat(list(frames), ignore_index=True)
+        events = pd.concat(list(rows), ignore_index=True)
         events[features.key_column] = events[C.ENTITY_ID]  # the key column itself travels in the payload
-        watermark_ms = int(state.getCurrentWatermarkMs())
+        watermark_ms = max(int(timer_values.getCurrentWatermarkInMs()), 0)
         late = events[C.EVENT_TIME_MS].to_numpy() < watermark_ms
         on_time = events[~late]
-        computed, history = compute_window_features(features, self._load(state, features), on_time)
-        history = history.pruned(
+        held = self._held(features, entity, bucket).pruned(
             horizon_ms=watermark_ms - features.retention_ms, forget_before_ms=watermark_ms - self.idle_horizon_ms
         )
-        self._save(state, history)
+        computed, history = compute_window_features(features, held, on_time)
+        self._save(features, entity, bucket, history, on_time)
         parts = [self._output(on_time.join(computed))]
         if late.any():
             watermark = pd.Timestamp(watermark_ms, unit="ms", tz="UTC")
@@ -154,13 +209,51 @@ class EntityStateFunction:
             parts.append(self._output(late_rows))
         yield pd.concat(parts, ignore_index=True)
 
-    def _load(self, state: Any, features: EntityFeatureSet) -> EntityHistory:
-        if not state.exists:
-            return EntityHistory.empty(features)
-        return decode_history(bytes(state.get[0]), features, state_buckets=self.state_buckets)
+    def close(self) -> None:
+        pass
 
-    def _save(self, state: Any, history: EntityHistory) -> None:
-        state.update((encode_history(history, state_buckets=self.state_buckets),))
+    def _held(self, features: EntityFeatureSet, entity: str, bucket: int) -> EntityHistory:
+        """The bucket's history as of its last committed write.
+
+        This worker's copy if it made that write; else the copy plus the chunks written after it, if its write
+        is still in the list (the other worker wrote since); else every chunk decoded."""
+        last = self.last_write.get() if self.last_write.exists() else None
+        if last is None:
+            return EntityHistory.empty(features)
+        kept = worker_histories().get((entity, bucket))
+        if kept is not None and kept[0] == last[0]:
+            return kept[1]
+        stored = list(self.chunks.get())
+        tokens = [str(row[1]) for row in stored]
+        start, base = 0, EntityHistory.empty(features)
+        if kept is not None and kept[0] in tokens:
+            start, base = tokens.index(kept[0]) + 1, kept[1]
+        decoded = [decode_history(bytes(row[0]), features, state_buckets=self.state_buckets) for row in stored[start:]]
+        return EntityHistory.concatenated(features, [base, *decoded])
+
+    def _save(
+        self, features: EntityFeatureSet, entity: str, bucket: int, history: EntityHistory, on_time: pd.DataFrame
+    ) -> None:
+        """Append the batch's chunk, or replace the list by one chunk of ``history`` when it is long enough.
+
+        Each chunk carries the token of the write that made it; the worker keeps ``history`` under that token.
+        """
+        last = self.last_write.get() if self.last_write.exists() else None
+        if not len(on_time):  # nothing to write: the state, and any copy of it, stay as they are
+            if last is not None:
+                worker_histories()[(entity, bucket)] = (str(last[0]), history)
+            return
+        chunk_count = int(last[1]) if last is not None else 0
+        token = uuid.uuid4().hex
+        if chunk_count + 1 >= self.compact_after_chunks + bucket % 16:
+            self.chunks.put([(encode_history(history, state_buckets=self.state_buckets), token)])
+            chunk_count = 1
+        else:
+            batch = events_history(features, on_time)
+            self.chunks.appendValue((encode_history(batch, state_buckets=self.state_buckets), token))
+            chunk_count += 1
+        self.last_write.update((token, chunk_count))
+        worker_histories()[(entity, bucket)] = (token, history)
 
     def _output(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Rows in the exact output schema order; features of other entity types are null."""

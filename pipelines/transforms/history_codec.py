@@ -1,8 +1,10 @@
-"""An :class:`EntityHistory` to bytes and back: the value a state bucket keeps in Spark's state store.
+"""An :class:`EntityHistory` to bytes and back: one chunk of a state bucket's history in Spark's state store.
 
-Every byte of that value moves several times per micro-batch (state store -> JVM pickler -> Python and back,
-then into RocksDB), and every bucket is rewritten each batch, so its size per held event is what the stateful
-stage's cost grows with. One Arrow IPC stream holds the history, its buffers zstd-compressed:
+A bucket keeps a list of chunks (:class:`~pipelines.streaming.entity_state.EntityHistoryProcessor`): a batch's
+own events, or the whole pruned history when the list is compacted. The bytes move from RocksDB to Python
+whenever a worker has to read the list instead of using its own copy, and the compacted chunk is rewritten
+every few dozen batches, so the size per held event still counts. One Arrow IPC stream holds a chunk, its
+buffers zstd-compressed:
 
 - entity ids and categories dictionary-encoded: each distinct string once per bucket, a 2- or 4-byte code per
   event (the separator-joined strings of the first format cost about 45 bytes per card event, two thirds of it

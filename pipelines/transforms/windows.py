@@ -191,19 +191,96 @@ class EntityHistory:
         """Drop events at or before ``horizon_ms`` except each entity's latest (kept for seconds_since_prev);
         drop entities whose latest event is at or before ``forget_before_ms`` altogether. Strings no event uses
         any more leave the dictionaries."""
-        if not len(self):
-            return self
+        if not len(self) or self.times_ms.min() > max(
+            horizon_ms, -(2**63) if forget_before_ms is None else forget_before_ms
+        ):
+            return self  # nothing to drop: skips the per-run scans (a real-time stream's first window-length)
         codes = self.keys.codes
         keep = (self.times_ms > horizon_ms) | _last_of_each_run(codes)
         if forget_before_ms is not None:
             keep &= _broadcast_run_last(codes, self.times_ms) > forget_before_ms
         kept = self if keep.all() else self.take(np.flatnonzero(keep))
+        return kept.compacted()
+
+    def compacted(self) -> EntityHistory:
+        """The same events, with dictionaries holding only the strings some event uses."""
         return EntityHistory(
-            keys=kept.keys.compacted(),
-            times_ms=kept.times_ms,
-            numeric=kept.numeric,
-            categories={c: v.compacted() for c, v in kept.categories.items()},
+            keys=self.keys.compacted(),
+            times_ms=self.times_ms,
+            numeric=self.numeric,
+            categories={c: v.compacted() for c, v in self.categories.items()},
         )
+
+    @classmethod
+    def concatenated(cls, features: EntityFeatureSet, parts: Sequence[EntityHistory]) -> EntityHistory:
+        """One history of the events of ``parts``, each a history, listed in arrival order (every event of a
+        part arrived after those of the parts before it): equal (entity, time) events keep that order, so the
+        result is the history that merging the parts one after another would have built, runs aside.
+
+        The first part is usually the large one (a compacted state) and keeps its place: the others are sorted
+        together and inserted into it, so the large part is copied once and never sorted."""
+        if not parts:
+            return cls.empty(features)
+        first, *later = parts
+        if not later:
+            return first
+        keys = _concatenated_strings([p.keys for p in later])
+        times_ms = np.concatenate([p.times_ms for p in later])
+        unsorted = cls(
+            keys=keys,
+            times_ms=times_ms,
+            numeric={c: np.concatenate([p.numeric[c] for p in later]) for c in features.numeric_columns},
+            categories={c: _concatenated_strings([p.categories[c] for p in later]) for c in features.category_columns},
+        )
+        return first.appended(unsorted.take(np.lexsort((times_ms, keys.codes))))  # lexsort is stable
+
+    def appended(self, later: EntityHistory) -> EntityHistory:
+        """This history with ``later``'s events merged in as having arrived after all of this one's."""
+        key_codes, key_dictionary = _recoded(self.keys, later.keys)
+        merge = _Merge.plan(self.keys, self.times_ms, key_codes, later.times_ms)
+        categories = {}
+        for c, held in self.categories.items():
+            codes, dictionary = _recoded(held, later.categories[c])
+            categories[c] = CodedStrings(merge.merged(held.codes, codes), dictionary)
+        return EntityHistory(
+            keys=CodedStrings(merge.merged(self.keys.codes, key_codes), key_dictionary),
+            times_ms=merge.merged(self.times_ms, later.times_ms),
+            numeric={c: merge.merged(v, later.numeric[c]) for c, v in self.numeric.items()},
+            categories=categories,
+        )
+
+
+def _recoded(held: CodedStrings, later: CodedStrings) -> tuple[np.ndarray, pa.Array]:
+    """``later``'s codes in ``held``'s dictionary, extended by the strings it lacks; and that dictionary. Only
+    ``later``'s distinct strings are looked up."""
+    codes_of_entries, dictionary = held.codes_for(later.dictionary.to_numpy(zero_copy_only=False))
+    return np.append(codes_of_entries, -1)[later.codes], dictionary
+
+
+def events_history(features: EntityFeatureSet, events: pd.DataFrame) -> EntityHistory:
+    """``events`` (the columns :func:`compute_window_features` reads) as a history of their own: grouped by
+    entity, in time order within each, equal times in arrival order."""
+    keys = CodedStrings.from_values(events[features.key_column].to_numpy(dtype=object))
+    if (keys.codes < 0).any():
+        raise ValueError(f"events without a {features.key_column} cannot have {features.entity} features")
+    times_ms = events["event_time_ms"].to_numpy(dtype=np.int64)
+    unsorted = EntityHistory(
+        keys=keys,
+        times_ms=times_ms,
+        numeric={c: events[c].to_numpy(dtype=np.float64) for c in features.numeric_columns},
+        categories={c: CodedStrings.from_values(events[c].to_numpy(dtype=object)) for c in features.category_columns},
+    )
+    return unsorted.take(np.lexsort((times_ms, keys.codes)))
+
+
+def _concatenated_strings(parts: Sequence[CodedStrings]) -> CodedStrings:
+    """The parts' rows one after another, recoded into one dictionary of their distinct strings."""
+    dictionary = pc.unique(pa.concat_arrays([p.dictionary.cast(pa.string()) for p in parts]))
+    recoded = []
+    for part in parts:
+        to_shared = pc.index_in(part.dictionary, value_set=dictionary).to_numpy(zero_copy_only=False)
+        recoded.append(np.append(to_shared.astype(np.int64), -1)[part.codes])  # code -1 (null) picks the -1
+    return CodedStrings(np.concatenate(recoded), dictionary)
 
 
 @dataclass(frozen=True)

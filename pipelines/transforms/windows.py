@@ -428,8 +428,9 @@ def _broadcast_run_last(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values[last_index[run_of]]
 
 
-def _distinct_in_windows(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """len(set(values[lo:hi])) for each (lo, hi) with lo < hi.
+def _distinct_in_windows(codes: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """len(set(codes[lo:hi])) for each (lo, hi) with lo < hi; ``codes`` are a :class:`CodedStrings`' (-1, null,
+    is a value of its own, as in a set), so they are small integers already and need no hashing to compare.
 
     Two ways, whichever touches fewer elements. Gathering every window's elements and counting distinct
     (window, value) pairs costs per window element: right for a stream's small batches, few short windows over a
@@ -437,14 +438,13 @@ def _distinct_in_windows(values: np.ndarray, lower: np.ndarray, upper: np.ndarra
     windows together span the history many times over (a batch that is most of the history).
     """
     lengths = upper - lower
-    if int(lengths.sum()) < _GATHER_CHEAPER_BELOW * len(values):
+    if int(lengths.sum()) < _GATHER_CHEAPER_BELOW * len(codes):
         _, position = _window_elements(lower, lengths)
         window = np.repeat(np.arange(len(lower)), lengths)
-        codes, _ = pd.factorize(values[position], use_na_sentinel=False)  # None is a value of its own, as in a set
-        width = int(codes.max(initial=0)) + 1
-        pairs = pd.unique(window * width + codes)
+        width = int(codes.max(initial=-1)) + 2
+        pairs = pd.unique(window * width + (codes[position] + 1))
         return np.bincount(pairs // width, minlength=len(lower)).astype(np.int64)
-    return _first_occurrences_in_windows(values, lower, lengths)
+    return _first_occurrences_in_windows(codes, lower, lengths)
 
 
 _GATHER_CHEAPER_BELOW = 3
@@ -458,15 +458,14 @@ def _window_elements(lower: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray
     return offsets, np.repeat(lower, lengths) + (np.arange(int(lengths.sum())) - np.repeat(offsets, lengths))
 
 
-def _first_occurrences_in_windows(values: np.ndarray, lower: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _first_occurrences_in_windows(codes: np.ndarray, lower: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The scanning count: position j counts in [lo, lo + length) iff the previous position holding the same
     value is before lo. Each step looks at the j-th position of every window still that long, so the loop's
     work is the total of the window lengths, in numpy."""
     distinct = np.zeros(len(lower), dtype=np.int64)
-    value_codes, _ = pd.factorize(values, use_na_sentinel=False)  # None is a value of its own, as in a set
-    by_value = np.argsort(value_codes, kind="stable")  # positions ascending within each value
-    same_value = value_codes[by_value[1:]] == value_codes[by_value[:-1]]
-    previous_same = np.full(len(values), -1, dtype=np.int64)
+    by_value = np.argsort(codes, kind="stable")  # positions ascending within each value
+    same_value = codes[by_value[1:]] == codes[by_value[:-1]]
+    previous_same = np.full(len(codes), -1, dtype=np.int64)
     previous_same[by_value[1:][same_value]] = by_value[:-1][same_value]
     pending = np.flatnonzero(lengths > 0)
     step = 0

@@ -200,7 +200,7 @@ def test_distinct_in_windows_is_the_size_of_each_windows_set(
     expected = [len(set(values[low:high])) for low, high in windows]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(windows_module, "_GATHER_CHEAPER_BELOW", gather_below)
-        assert _distinct_in_windows(np.array(values, dtype=object), lower, upper).tolist() == expected
+        assert _distinct_in_windows(CodedStrings.from_values(values).codes, lower, upper).tolist() == expected
 
 
 @pytest.mark.parametrize("gather_below", [0, 10**9], ids=["whole-array", "gathering"])

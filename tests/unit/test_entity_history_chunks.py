@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, CARD_FRAUD
 from pipelines.streaming import columns as C
-from pipelines.streaming.entity_state import WORKER_CACHE_MODULE, EntityHistoryProcessor, worker_histories
+from pipelines.streaming.entity_state import (
+    WORKER_CACHE_MODULE,
+    EntityHistoryProcessor,
+    compaction_point,
+    worker_histories,
+)
 from pipelines.transforms.windows import EntityHistory, compute_window_features, events_history
 
 MINUTE_MS = 60_000
@@ -233,7 +238,8 @@ def test_the_chunk_list_is_compacted_into_one_chunk_of_the_pruned_history() -> N
     compacted, handle = _run(keep_worker_copy=False, compact_after_chunks=3)
     for got, expected in zip(compacted, kept, strict=True):
         _features_equal(got[got[C.VERDICT] == C.OK], expected[expected[C.VERDICT] == C.OK])
-    # A list may hold 3 + (bucket 0 % 16) - 1 chunks: the 3rd, 5th and 7th batches each rewrite it as one.
+    # The card entity of bucket 0 is group 0: its list reaches 3 chunks at the 3rd, 5th and 7th batches, each
+    # rewriting it as one.
     assert len(handle.lists["history_chunks"].values) == 1
     assert handle.values["last_write"].value is not None and handle.values["last_write"].value[1] == 1
 
@@ -253,3 +259,8 @@ def test_a_replayed_batch_reads_the_committed_state_not_the_workers_newer_copy()
     handle.values["last_write"].value = committed_token
     replayed = _process(processor, *BATCHES[2])  # same worker, whose copy now holds the failed attempt's events
     _features_equal(replayed[replayed[C.VERDICT] == C.OK], first_attempt[first_attempt[C.VERDICT] == C.OK])
+
+
+def test_groups_growing_in_step_compact_in_consecutive_batches() -> None:
+    assert [compaction_point(64, group) for group in range(4)] == [64, 65, 66, 67]
+    assert compaction_point(64, 64 + 5) == 69  # many groups: the offsets wrap, the points stay within 2x

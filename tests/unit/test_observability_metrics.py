@@ -180,7 +180,7 @@ PROGRESS: dict[str, Any] = {
     "processedRowsPerSecond": 2400.0,
     "durationMs": {"addBatch": 2300, "triggerExecution": 2500},
     "eventTime": {"watermark": "2026-01-01T11:50:00.000Z"},
-    "stateOperators": [{"operatorName": "applyInPandasWithState", "numRowsTotal": 128, "memoryUsedBytes": 4_000_000}],
+    "stateOperators": [{"operatorName": "transformWithStateInPandasExec", "numRowsTotal": 128, "memoryUsedBytes": 4_000_000}],
     "sources": [
         {
             "description": "KafkaV2[Subscribe[transactions]]",
@@ -224,8 +224,8 @@ def test_listener_forwards_progress_start_and_termination_to_the_metrics() -> No
     assert value(scraped, m.INPUT_RATE) == 3000.0
     assert value(scraped, m.PROCESSING_RATE) == 2400.0
     assert value(scraped, m.CONSUMER_LAG, topic="transactions", partition="2") == 3100
-    assert value(scraped, m.STATE_ROWS, operator="applyInPandasWithState") == 128
-    assert value(scraped, m.STATE_MEMORY, operator="applyInPandasWithState") == 4_000_000
+    assert value(scraped, m.STATE_ROWS, operator="transformWithStateInPandasExec") == 128
+    assert value(scraped, m.STATE_MEMORY, operator="transformWithStateInPandasExec") == 4_000_000
     assert seen and seen[0].batch_id == 4
 
     listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json="not json")))  # logged, not raised

@@ -260,7 +260,10 @@ class EntityHistoryProcessor(StatefulProcessor):
             chunk_count = 1
         else:
             batch = events_history(features, on_time)
-            self.chunks.appendValue((encode_history(batch, state_buckets=self.state_buckets), token))
+            # appendList, not appendValue: pyspark 4.0.0 sends appendValue's value in one message that the JVM may
+            # read only in part when it is large (SPARK-53870; "invalid pickle opcode: 0" on 400,000-event
+            # batches here); a list goes as an Arrow stream, read whole, as put's does.
+            self.chunks.appendList([(encode_history(batch, state_buckets=self.state_buckets), token)])
             chunk_count += 1
         self.last_write.update((token, chunk_count))
         worker_histories()[(entity, bucket)] = (token, history)

@@ -126,14 +126,19 @@ class FakeValueState:
 
 
 class FakeListState:
+    """pyspark's ListState surface the processor may use, in memory."""
+
     def __init__(self) -> None:
         self.values: list[tuple[Any, ...]] = []
 
     def get(self) -> Iterator[tuple[Any, ...]]:
         return iter(list(self.values))
 
-    def appendValue(self, value: tuple[Any, ...]) -> None:  # noqa: N802  # pyspark's name
-        self.values.append(value)
+    def appendList(self, values: list[tuple[Any, ...]]) -> None:  # noqa: N802  # pyspark's name
+        self.values.extend(values)
+
+    # No appendValue: pyspark 4.0.0 may truncate its large values on the way to the JVM (SPARK-53870), so the
+    # processor must not call it.
 
     def put(self, values: list[tuple[Any, ...]]) -> None:
         self.values = list(values)

@@ -180,7 +180,9 @@ PROGRESS: dict[str, Any] = {
     "processedRowsPerSecond": 2400.0,
     "durationMs": {"addBatch": 2300, "triggerExecution": 2500},
     "eventTime": {"watermark": "2026-01-01T11:50:00.000Z"},
-    "stateOperators": [{"operatorName": "transformWithStateInPandasExec", "numRowsTotal": 128, "memoryUsedBytes": 4_000_000}],
+    "stateOperators": [
+        {"operatorName": "transformWithStateInPandasExec", "numRowsTotal": 128, "memoryUsedBytes": 4_000_000}
+    ],
     "sources": [
         {
             "description": "KafkaV2[Subscribe[transactions]]",

@@ -23,7 +23,9 @@ PROGRESS = {
     "batchId": 2,
     "inputRowsPerSecond": 3000.0,
     "processedRowsPerSecond": 2400.0,
-    "stateOperators": [{"operatorName": "transformWithStateInPandasExec", "numRowsTotal": 128, "memoryUsedBytes": 4096}],
+    "stateOperators": [
+        {"operatorName": "transformWithStateInPandasExec", "numRowsTotal": 128, "memoryUsedBytes": 4096}
+    ],
     "sources": [
         {
             "endOffset": {"transactions": {"0": 2000, "1": 2100, "2": 1900}},

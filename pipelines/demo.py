@@ -265,12 +265,12 @@ def _dead_letter_table(console: Console, batches: list[dict[str, Any]]) -> None:
 
 
 def _busiest_cards(batches: list[dict[str, Any]], settings: Settings, limit: int = 3) -> list[str]:
-    """A few card ids that have online features (read from the offline store's last batch)."""
+    """A few card ids that have online features (read from the offline store's last batch that wrote any)."""
     import pyarrow.parquet as pq
 
     from pipelines.feast_io.offline import offline_batch_path
 
-    last = batches[-1]["batch_id"]
+    last = next(b["batch_id"] for b in reversed(batches) if b.get("offline_rows", {}).get("card_features"))
     table = pq.read_table(
         offline_batch_path(settings, "card_features", last), columns=["card_id", "card_txn_count_24h"]
     )

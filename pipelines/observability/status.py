@@ -144,8 +144,9 @@ def status_from_run_log(entries: Sequence[RunLogEntry], source: str) -> Pipeline
     q.input_rate = last.input_rows_per_second
     q.processing_rate = last.processed_rows_per_second
     status.queries[q.name] = q
-    if last.model_version is not None:
-        status.models[last.model_name or ""] = last.model_version
+    scored_by = next(((e.model_name, e.model_version) for e in reversed(batches) if e.model_version is not None), None)
+    if scored_by is not None:  # the latest batch that scored: a later one may have had nothing to score
+        status.models[scored_by[0] or ""] = scored_by[1]
     for entry in batches:
         for feature, values in entry.drift.items():
             status.drift[feature] = (values.get("psi"), bool(values.get("drifting")))

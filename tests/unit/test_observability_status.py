@@ -115,10 +115,11 @@ def test_status_from_a_run_log_totals_its_batches() -> None:
             drift={"amount": {"psi": 0.4, "drifting": 1.0}},
             quality={"labelled": 9, "precision": 0.5},
         ),
+        RunLogEntry(batch_id=2),  # a batch with nothing in it: no model named, the last one still shown
     ]
     status = status_from_run_log(entries, "log")
     query = status.queries["(run log)"]
-    assert (query.records_read, query.valid, query.scores, query.last_batch_id) == (15, 13, 13, 1)
+    assert (query.records_read, query.valid, query.scores, query.last_batch_id) == (15, 13, 13, 2)
     assert status.dead_letters == {"invalid": 2}
     assert status.models == {"fraud_xgb": 2}
     assert status.drift == {"amount": (0.4, True)}

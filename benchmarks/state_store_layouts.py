@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.spark.session import get_or_create_session
+from pipelines.spark.worker_memory import worker_process_dict
 from pipelines.testing import isolated_settings
 from pipelines.testing.benchmark_report import emit_report, machine_description
 
@@ -51,10 +51,8 @@ OUTPUT = "group long, rows long, held_mb double, python_ms double, cache_hit boo
 
 
 def _worker_cache() -> dict[int, tuple[str, bytes]]:
-    """A dict that lives as long as the Python worker process. The processor is pickled by value with every task,
-    so a module-level dict of this script would arrive empty each time; one hung on ``sys.modules`` does not."""
-    module = sys.modules.setdefault("_state_layout_cache", types.ModuleType("_state_layout_cache"))
-    cache: dict[int, tuple[str, bytes]] = module.__dict__.setdefault("histories", {})
+    """The histories this Python worker process wrote last, by group, kept across tasks."""
+    cache: dict[int, tuple[str, bytes]] = worker_process_dict("_state_layout_cache")
     return cache
 
 

@@ -18,8 +18,6 @@ still reads the watermark.)
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,6 +27,7 @@ import pandas as pd
 from pyspark.sql.streaming.stateful_processor import StatefulProcessor
 
 from pipelines.domains.base import Domain
+from pipelines.spark.worker_memory import worker_process_dict
 from pipelines.streaming import columns as C
 from pipelines.transforms.history_codec import decode_history, encode_history
 from pipelines.transforms.windows import EntityFeatureSet, EntityHistory, compute_window_features, events_history
@@ -146,12 +145,10 @@ def worker_histories() -> dict[tuple[str, int], tuple[str, EntityHistory]]:
     """The decoded histories this Python worker process wrote last, by (entity type, bucket), with the token of
     that write.
 
-    The processor is pickled with every task, so a dict on it (or on this module, which a task may re-import)
-    would not outlive the task; one hung on ``sys.modules`` lives as long as the worker process, which Spark
-    reuses across micro-batches.
+    The processor is pickled with every task, so a dict on it would not outlive the task
+    (:func:`~pipelines.spark.worker_memory.worker_process_dict`).
     """
-    module = sys.modules.setdefault(WORKER_CACHE_MODULE, types.ModuleType(WORKER_CACHE_MODULE))
-    histories: dict[tuple[str, int], tuple[str, EntityHistory]] = module.__dict__.setdefault("histories", {})
+    histories: dict[tuple[str, int], tuple[str, EntityHistory]] = worker_process_dict(WORKER_CACHE_MODULE)
     return histories
 
 
@@ -202,11 +199,12 @@ class EntityHistoryProcessor(StatefulProcessor):
         watermark_ms = max(int(timer_values.getCurrentWatermarkInMs()), 0)
         late = events[C.EVENT_TIME_MS].to_numpy() < watermark_ms
         on_time = events[~late]
-        held = self._held(features, entity, bucket).pruned(
+        last_write = self.last_write.get()  # (token, chunk count), or None: read once, both steps need it
+        held = self._held(features, entity, bucket, last_write).pruned(
             horizon_ms=watermark_ms - features.retention_ms, forget_before_ms=watermark_ms - self.idle_horizon_ms
         )
         computed, history = compute_window_features(features, held, on_time)
-        self._save(features, entity, bucket, history, on_time)
+        self._save(features, entity, bucket, last_write, history, on_time)
         parts = [self._output(on_time.join(computed))]
         if late.any():
             watermark = pd.Timestamp(watermark_ms, unit="ms", tz="UTC")
@@ -221,12 +219,13 @@ class EntityHistoryProcessor(StatefulProcessor):
     def close(self) -> None:
         pass
 
-    def _held(self, features: EntityFeatureSet, entity: str, bucket: int) -> EntityHistory:
-        """The bucket's history as of its last committed write.
+    def _held(
+        self, features: EntityFeatureSet, entity: str, bucket: int, last: tuple[Any, ...] | None
+    ) -> EntityHistory:
+        """The bucket's history as of its last committed write ``last``.
 
         This worker's copy if it made that write; else the copy plus the chunks written after it, if its write
         is still in the list (the other worker wrote since); else every chunk decoded."""
-        last = self.last_write.get() if self.last_write.exists() else None
         if last is None:
             return EntityHistory.empty(features)
         kept = worker_histories().get((entity, bucket))
@@ -241,13 +240,18 @@ class EntityHistoryProcessor(StatefulProcessor):
         return EntityHistory.concatenated(features, [*base, *decoded])  # the first part, the largest, is not sorted
 
     def _save(
-        self, features: EntityFeatureSet, entity: str, bucket: int, history: EntityHistory, on_time: pd.DataFrame
+        self,
+        features: EntityFeatureSet,
+        entity: str,
+        bucket: int,
+        last: tuple[Any, ...] | None,
+        history: EntityHistory,
+        on_time: pd.DataFrame,
     ) -> None:
         """Append the batch's chunk, or replace the list by one chunk of ``history`` when it is long enough.
 
         Each chunk carries the token of the write that made it; the worker keeps ``history`` under that token.
         """
-        last = self.last_write.get() if self.last_write.exists() else None
         if not len(on_time):  # nothing to write: the state, and any copy of it, stay as they are
             if last is not None:
                 worker_histories()[(entity, bucket)] = (str(last[0]), history)

@@ -41,3 +41,18 @@ def reference_features(events: pd.DataFrame, features: EntityFeatureSet) -> pd.D
                     value = float(getattr(window[aggregate.column], aggregate.aggregation)())
                 out.loc[index, aggregate.name] = value
     return out
+
+
+MINUTE_MS = 60_000
+
+
+def card_events(rows: list[tuple[str, int, float, str]]) -> pd.DataFrame:
+    """Rows (card id, minute, amount, merchant id), in arrival order, as the frame the card features read."""
+    return pd.DataFrame(
+        {
+            "card_id": [r[0] for r in rows],
+            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
+            "amount": [r[2] for r in rows],
+            "merchant_id": [r[3] for r in rows],
+        }
+    )

@@ -232,7 +232,12 @@ class EntityHistory:
             numeric={c: np.concatenate([p.numeric[c] for p in later]) for c in features.numeric_columns},
             categories={c: _concatenated_strings([p.categories[c] for p in later]) for c in features.category_columns},
         )
-        return first.appended(unsorted.take(np.lexsort((times_ms, keys.codes))))  # lexsort is stable
+        return first.appended(unsorted.in_entity_time_order())
+
+    def in_entity_time_order(self) -> EntityHistory:
+        """These events grouped by entity (runs in code order), in time order within each, equal times in their
+        present order (``lexsort`` is stable): a valid history from events in arrival order."""
+        return self.take(np.lexsort((self.times_ms, self.keys.codes)))
 
     def appended(self, later: EntityHistory) -> EntityHistory:
         """This history with ``later``'s events merged in as having arrived after all of this one's."""
@@ -263,14 +268,13 @@ def events_history(features: EntityFeatureSet, events: pd.DataFrame) -> EntityHi
     keys = CodedStrings.from_values(events[features.key_column].to_numpy(dtype=object))
     if (keys.codes < 0).any():
         raise ValueError(f"events without a {features.key_column} cannot have {features.entity} features")
-    times_ms = events["event_time_ms"].to_numpy(dtype=np.int64)
-    unsorted = EntityHistory(
+    arrived = EntityHistory(
         keys=keys,
-        times_ms=times_ms,
+        times_ms=events["event_time_ms"].to_numpy(dtype=np.int64),
         numeric={c: events[c].to_numpy(dtype=np.float64) for c in features.numeric_columns},
         categories={c: CodedStrings.from_values(events[c].to_numpy(dtype=object)) for c in features.category_columns},
     )
-    return unsorted.take(np.lexsort((times_ms, keys.codes)))
+    return arrived.in_entity_time_order()
 
 
 def _concatenated_strings(parts: Sequence[CodedStrings]) -> CodedStrings:

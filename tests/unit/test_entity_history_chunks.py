@@ -22,21 +22,11 @@ from pipelines.streaming.entity_state import (
     compaction_point,
     worker_histories,
 )
+from pipelines.testing.reference import card_events
 from pipelines.transforms.windows import EntityHistory, compute_window_features, events_history
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-
-
-def _card_events(rows: list[tuple[str, int, float, str]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "card_id": [r[0] for r in rows],
-            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
-            "amount": [r[2] for r in rows],
-            "merchant_id": [r[3] for r in rows],
-        }
-    )
 
 
 def _features_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -63,7 +53,7 @@ def _features_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_concatenated_chunks_give_the_features_of_the_merged_history(
     rows: list[tuple[str, int, float, str]], cuts: list[int]
 ) -> None:
-    events = _card_events(rows)
+    events = card_events(rows)
     bounds = sorted({0, len(events), *(min(c, len(events)) for c in cuts)})
     batches = [events.iloc[a:b] for a, b in itertools.pairwise(bounds)]
     *held_batches, last = batches
@@ -79,8 +69,8 @@ def test_concatenated_chunks_give_the_features_of_the_merged_history(
 
 
 def test_a_chunk_event_older_than_an_earlier_chunks_lands_before_it() -> None:
-    earlier_chunk = _card_events([("c1", 50, 1.0, "m1"), ("c2", 7, 9.0, "m1")])
-    later_chunk = _card_events([("c1", 10, 2.0, "m2"), ("c1", 50, 3.0, "m3")])  # 10 arrived after 50
+    earlier_chunk = card_events([("c1", 50, 1.0, "m1"), ("c2", 7, 9.0, "m1")])
+    later_chunk = card_events([("c1", 10, 2.0, "m2"), ("c1", 50, 3.0, "m3")])  # 10 arrived after 50
     history = EntityHistory.concatenated(
         CARD_FEATURES, [events_history(CARD_FEATURES, earlier_chunk), events_history(CARD_FEATURES, later_chunk)]
     )
@@ -92,7 +82,7 @@ def test_a_chunk_event_older_than_an_earlier_chunks_lands_before_it() -> None:
 
 def test_events_history_groups_entities_and_orders_times_keeping_arrival_for_ties() -> None:
     rows = [("b", 5, 1.0, "m"), ("a", 3, 2.0, "m"), ("b", 1, 3.0, "x"), ("b", 5, 4.0, "y")]
-    history = events_history(CARD_FEATURES, _card_events(rows))
+    history = events_history(CARD_FEATURES, card_events(rows))
     keys = history.keys.values().tolist()
     assert sorted(keys) == ["a", "b", "b", "b"] and history.keys.run_starts().sum() == 2  # each card one run
     held = pd.DataFrame(
@@ -207,7 +197,7 @@ def _run(
     cache_module = sys.modules[WORKER_CACHE_MODULE]
     outputs = []
     for number, (watermark_min, rows) in enumerate(BATCHES):
-        cache_module.histories = copies[number % workers]  # type: ignore[attr-defined]
+        cache_module.kept = copies[number % workers]  # type: ignore[attr-defined]
         if not keep_worker_copy:
             worker_histories().clear()  # as if a restarted worker ran the batch
         outputs.append(_process(processor, watermark_min, rows))

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, MERCHANT_FEATURES
+from pipelines.testing.reference import card_events
 from pipelines.testing.reference import reference_features as reference
 from pipelines.transforms import windows as windows_module
 from pipelines.transforms.windows import (
@@ -145,14 +146,7 @@ def test_matches_the_brute_force_reference(rows: list[tuple[int, float, str]], s
 )
 def test_many_entities_in_one_call_equal_each_entity_alone(rows: list[tuple[str, int, float, str]], split: int) -> None:
     rows = sorted(rows, key=lambda r: r[1])  # event-time order overall, entities interleaved
-    events = pd.DataFrame(
-        {
-            "card_id": [r[0] for r in rows],
-            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
-            "amount": [r[2] for r in rows],
-            "merchant_id": [r[3] for r in rows],
-        }
-    )
+    events = card_events(rows)
     split = min(split, len(events))
     first, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), events.iloc[:split])
     if split:
@@ -238,14 +232,7 @@ def test_three_batches_merged_into_a_pruned_history_equal_the_reference(
     """Each batch is merged into the history the last one left (pruned, dictionaries compacted): entities
     interleave, new ones appear in later batches, and each one's windows still see exactly its known events."""
     rows = sorted(rows, key=lambda r: r[1])
-    events = pd.DataFrame(
-        {
-            "card_id": [r[0] for r in rows],
-            "event_time_ms": np.array([r[1] for r in rows], dtype=np.int64) * MINUTE_MS,
-            "amount": [r[2] for r in rows],
-            "merchant_id": [r[3] for r in rows],
-        }
-    )
+    events = card_events(rows)
     low, high = sorted(min(cut, len(events)) for cut in cuts)
     history = EntityHistory.empty(CARD_FEATURES)
     outputs = []

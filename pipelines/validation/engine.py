@@ -11,11 +11,11 @@ keeps GX's set-up out of the per-batch path:
   GX report row positions, and pandas would otherwise re-consolidate loose columns on every GX filter;
 - the result format skips what we would throw away (unexpected values, partial lists, the pandas "query").
 
-Measured on this 2-core machine (``benchmarks/validation_throughput.py``): about 58 ms of CPU per call
-whatever the size, as GX builds a metric graph per expectation (115 ms before its copies of each expectation's
-arguments, the 430 embedded ISO codes included, were memoised for the span of a call:
-:mod:`pipelines.validation.gx_memo`); plus about 3 µs per row, half of it GX hashing the frame twice for its
-batch fingerprint. Callers amortise the fixed part by validating large
+Measured on this 2-core machine (``benchmarks/validation_throughput.py``): about 27 ms of CPU per call
+whatever the size, as GX builds a metric graph per expectation (115 ms before GX's rebuilds of each expectation's
+arguments, the 430 embedded ISO codes included, and of the metric arguments' ids were memoised for the span of a
+call: :mod:`pipelines.validation.gx_memo`); plus about 2-3 µs per row, a fifth of it GX hashing the frame twice
+for its batch fingerprint. Callers amortise the fixed part by validating large
 batches (:func:`pipelines.validation.spark.validate_batches_for_spark` joins Spark's Arrow batches).
 """
 

@@ -1,4 +1,4 @@
-"""The GX configuration memo changes nothing GX decides, and is active only inside its block, on its thread."""
+"""The GX memos change nothing GX decides, and are active only inside their block, on its thread."""
 
 from __future__ import annotations
 
@@ -82,11 +82,36 @@ def test_the_memo_returns_one_configuration_per_expectation_only_inside_the_bloc
     assert expectation.configuration == inside
 
 
+def test_domain_objects_and_argument_ids_are_built_once_per_object_only_inside_the_block() -> None:
+    from great_expectations.core.id_dict import IDDict
+
+    assert install()
+    configuration = get_validator().suite.suite.expectations[0].configuration
+    assert configuration.to_domain_obj() is not configuration.to_domain_obj()
+    codes = ["DE", "FR"]
+    arguments = IDDict({"column": "country", "value_set": codes})
+    shipped_id = arguments.to_id()
+    with memoised_configurations():
+        inside = configuration.to_domain_obj()
+        assert configuration.to_domain_obj() is inside
+        assert arguments.to_id() == shipped_id
+        assert IDDict({"column": "country", "value_set": codes}).to_id() == shipped_id  # same objects, same id
+        assert IDDict({"column": "currency", "value_set": codes}).to_id() != shipped_id  # another object, its own id
+    assert configuration.to_domain_obj() is not inside
+    codes.append("IT")
+    assert arguments.to_id() != shipped_id  # outside the block nothing is remembered
+
+
 def test_validation_verdicts_use_the_memo_and_stay_exact() -> None:
+    from great_expectations.core.id_dict import IDDict
     from great_expectations.expectations.expectation import Expectation
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     validator = get_validator()
-    assert Expectation.__dict__["configuration"].fget.__module__ == "pipelines.validation.gx_memo"
+    memo_module = "pipelines.validation.gx_memo"
+    assert Expectation.__dict__["configuration"].fget.__module__ == memo_module
+    assert ExpectationConfiguration.to_domain_obj.__module__ == memo_module
+    assert IDDict.to_id.__module__ == memo_module
     verdicts = validator.validate(every_rule_broken(), now=NOW)
     assert verdicts.invalid_positions == list(range(13))
     assert verdicts.valid.tolist() == [False] * 13 + [True]

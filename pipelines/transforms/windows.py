@@ -444,15 +444,23 @@ def _distinct_in_windows(codes: np.ndarray, lower: np.ndarray, upper: np.ndarray
     lengths = upper - lower
     if int(lengths.sum()) < _GATHER_CHEAPER_BELOW * len(codes):
         _, position = _window_elements(lower, lengths)
-        window = np.repeat(np.arange(len(lower)), lengths)
         width = int(codes.max(initial=-1)) + 2
-        pairs = pd.unique(window * width + (codes[position] + 1))
-        return np.bincount(pairs // width, minlength=len(lower)).astype(np.int64)
+        pairs = np.repeat(np.arange(len(lower)) * width, lengths) + (codes[position] + 1)
+        if len(lower) * width <= _SEEN_TABLE_MAX_CELLS:
+            # One flag per (window, value): marking them and counting each window's row costs a few ns per
+            # element, against ~10 ns for hashing the pairs (a card bucket's 785,355 window elements at 300 s
+            # of the latency benchmark: 5.7 against 13.8 ms).
+            seen = np.zeros(len(lower) * width, dtype=bool)
+            seen[pairs] = True
+            return np.count_nonzero(seen.reshape(len(lower), width), axis=1).astype(np.int64)
+        return np.bincount(pd.unique(pairs) // width, minlength=len(lower)).astype(np.int64)
     return _first_occurrences_in_windows(codes, lower, lengths)
 
 
 _GATHER_CHEAPER_BELOW = 3
 """Window elements per held value under which gathering the windows costs less than scanning the history."""
+_SEEN_TABLE_MAX_CELLS = 1 << 25
+"""Largest (windows x distinct values) flag table the distinct count allocates (32 MiB); above it, it hashes."""
 
 
 def _window_elements(lower: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -178,22 +178,27 @@ def test_idle_entities_are_forgotten_and_latest_events_kept() -> None:
 _WINDOWS = st.lists(st.tuples(st.integers(0, 59), st.integers(1, 60)), min_size=0, max_size=20)
 
 
-@pytest.mark.parametrize("gather_below", [0, 10**9], ids=["scanning", "gathering"])
+@pytest.mark.parametrize(
+    ("gather_below", "table_cells"),
+    [(0, 1 << 25), (10**9, 1 << 25), (10**9, 0)],
+    ids=["scanning", "gathering-flags", "gathering-hashed"],
+)
 @settings(deadline=None)
 @given(
     values=st.lists(st.sampled_from(["m-1", "m-2", "m-3", "m-4", None]), min_size=1, max_size=60),
     bounds=_WINDOWS,
 )
 def test_distinct_in_windows_is_the_size_of_each_windows_set(
-    values: list[str | None], bounds: list[tuple[int, int]], gather_below: int
+    values: list[str | None], bounds: list[tuple[int, int]], gather_below: int, table_cells: int
 ) -> None:
-    """Both ways of counting agree with a Python set over each window, None counting as a value."""
+    """Every way of counting agrees with a Python set over each window, None counting as a value."""
     windows = [(low, high) for low, high in bounds if low < high <= len(values)]
     lower = np.array([low for low, _ in windows], dtype=np.int64)
     upper = np.array([high for _, high in windows], dtype=np.int64)
     expected = [len(set(values[low:high])) for low, high in windows]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(windows_module, "_GATHER_CHEAPER_BELOW", gather_below)
+        patch.setattr(windows_module, "_SEEN_TABLE_MAX_CELLS", table_cells)
         assert _distinct_in_windows(CodedStrings.from_values(values).codes, lower, upper).tolist() == expected
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 from pyspark.sql.streaming.stateful_processor import StatefulProcessor
 
 from pipelines.domains.base import Domain
+from pipelines.errors import ConfigurationError
 from pipelines.spark.worker_memory import worker_process_dict
 from pipelines.streaming import columns as C
 from pipelines.transforms.history_codec import decode_history, encode_history
@@ -135,6 +136,22 @@ its bucket's whole history (measured: ~80 ms for a card bucket of ~430,000 event
 is then read afresh."""
 
 
+def check_idle_horizon(domain: Domain, idle_horizon: timedelta) -> None:
+    """Refuse an idle horizon shorter than the longest feature window.
+
+    An entity idle for ``idle_horizon`` is forgotten, while the windows still count events up to their length
+    back: with a shorter horizon, a card quiet for longer than it would lose events that still belong in its
+    24-hour features, and when it is forgotten would depend on which copy of the history a batch read."""
+    longest = max(domain.entities, key=lambda features: features.retention_ms)
+    if idle_horizon.total_seconds() * 1000 < longest.retention_ms:
+        window_hours = longest.retention_ms / 3_600_000
+        raise ConfigurationError(
+            f"stream.idle_entity_days ({idle_horizon.total_seconds() / 86400:g} days) is shorter than the longest "
+            f"feature window ({window_hours:g} hours, {longest.entity} features): an entity would be forgotten while "
+            f"its events still count; set it to at least {window_hours / 24:g} days"
+        )
+
+
 def compaction_point(compact_after_chunks: int, group_index: int) -> int:
     """How many chunks a group's list may reach before it is compacted: ``compact_after_chunks`` plus the group's
     offset, so consecutive groups compact in consecutive batches."""
@@ -175,6 +192,7 @@ class EntityHistoryProcessor(StatefulProcessor):
         state_buckets: int = DEFAULT_STATE_BUCKETS,
         compact_after_chunks: int = COMPACT_AFTER_CHUNKS,
     ) -> None:
+        check_idle_horizon(domain, idle_horizon)
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
         self.state_buckets = state_buckets

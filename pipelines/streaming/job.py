@@ -27,7 +27,7 @@ from pipelines.spark.session import checkpoint_dir
 from pipelines.streaming.batch_writer import BatchWriter
 from pipelines.streaming.checkpoint_layout import check_state_layout
 from pipelines.streaming.decode_validate import decode_and_validate
-from pipelines.streaming.entity_state import compute_entity_features, explode_entities
+from pipelines.streaming.entity_state import check_idle_horizon, compute_entity_features, explode_entities
 from pipelines.validation.suite import read_suite_json
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ def start_feature_stream(spark: SparkSession, settings: Settings, *, available_n
     domain = get_domain(stream.domain)
     topics = settings.kafka.topics
     checkpoint = checkpoint_dir(settings, JOB_NAME, stream.query_name)
-    check_state_layout(checkpoint, stream.state_buckets)  # a configuration error before touching Kafka
+    check_state_layout(checkpoint, stream.state_buckets)  # configuration errors before touching Kafka
+    check_idle_horizon(domain, timedelta(days=stream.idle_entity_days))
     ensure_topics(
         admin_client(settings),
         [topics.transactions, topics.dead_letter, topics.scores, topics.shadow_scores],

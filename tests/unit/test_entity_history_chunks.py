@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.domains.card_fraud import CARD_FEATURES, CARD_FRAUD
+from pipelines.errors import ConfigurationError
 from pipelines.streaming import columns as C
 from pipelines.streaming.entity_state import (
     WORKER_CACHE_MODULE,
@@ -259,3 +261,9 @@ def test_a_replayed_batch_reads_the_committed_state_not_the_workers_newer_copy()
 def test_groups_growing_in_step_compact_in_consecutive_batches() -> None:
     assert [compaction_point(64, group) for group in range(4)] == [64, 65, 66, 67]
     assert compaction_point(64, 64 + 5) == 69  # many groups: the offsets wrap, the points stay within 2x
+
+
+def test_an_idle_horizon_shorter_than_the_longest_window_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"stream.idle_entity_days \(0.5 days\).*24 hours"):
+        EntityHistoryProcessor(CARD_FRAUD, timedelta(hours=12), 4)
+    EntityHistoryProcessor(CARD_FRAUD, timedelta(hours=24), 4)  # as long as the window: accepted

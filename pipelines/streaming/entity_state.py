@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -28,6 +29,7 @@ from pyspark.sql.streaming.stateful_processor import StatefulProcessor
 
 from pipelines.domains.base import Domain
 from pipelines.errors import ConfigurationError
+from pipelines.spark.latest_chunks import LatestChunk, LatestChunks
 from pipelines.spark.worker_memory import worker_process_dict
 from pipelines.streaming import columns as C
 from pipelines.transforms.history_codec import decode_history, encode_history
@@ -191,8 +193,10 @@ class EntityHistoryProcessor(StatefulProcessor):
         idle_horizon: timedelta,
         state_buckets: int = DEFAULT_STATE_BUCKETS,
         compact_after_chunks: int = COMPACT_AFTER_CHUNKS,
+        latest_chunks_directory: Path | None = None,
     ) -> None:
         check_idle_horizon(domain, idle_horizon)
+        self.latest_chunks_directory = latest_chunks_directory
         self.domain = domain
         self.idle_horizon_ms = int(idle_horizon.total_seconds() * 1000)
         self.state_buckets = state_buckets
@@ -202,6 +206,7 @@ class EntityHistoryProcessor(StatefulProcessor):
     def init(self, handle: Any) -> None:
         self.chunks = handle.getListState(HISTORY_CHUNKS_STATE, "chunk binary, token string")
         self.last_write = handle.getValueState(LAST_WRITE_STATE, "token string, chunks int")
+        self.latest_chunks = LatestChunks(self.latest_chunks_directory)  # built on the worker: its own directory
 
     def handleInputRows(  # noqa: N802  # pyspark's name
         self, key: Any, rows: Iterator[pd.DataFrame], timer_values: Any
@@ -242,13 +247,19 @@ class EntityHistoryProcessor(StatefulProcessor):
     ) -> EntityHistory:
         """The bucket's history as of its last committed write ``last``.
 
-        This worker's copy if it made that write; else the copy plus the chunks written after it, if its write
-        is still in the list (the other worker wrote since); else every chunk decoded."""
+        This worker's copy if it made that write; else the copy plus the one chunk written after it, if another
+        worker on this host left that chunk (:mod:`pipelines.spark.latest_chunks`); else the copy plus the chunks
+        written after it, if its write is still in the list; else every chunk decoded."""
         if last is None:
             return EntityHistory.empty(features)
         kept = worker_histories().get((entity, bucket))
         if kept is not None and kept[0] == last[0]:
             return kept[1]
+        if kept is not None:
+            shared = self.latest_chunks.read(f"{entity}-{bucket}")
+            if shared is not None and shared.token == last[0] and shared.previous == kept[0]:
+                chunk = decode_history(shared.chunk, features, state_buckets=self.state_buckets)
+                return EntityHistory.concatenated(features, [kept[1], chunk])
         stored = list(self.chunks.get())
         tokens = [str(row[1]) for row in stored]
         start, base = 0, []
@@ -277,18 +288,22 @@ class EntityHistoryProcessor(StatefulProcessor):
         chunk_count = int(last[1]) if last is not None else 0
         token = uuid.uuid4().hex
         group_index = bucket * len(self.domain.entities) + self.domain.entities.index(features)
+        batch_chunk = encode_history(events_history(features, on_time), state_buckets=self.state_buckets)
         if chunk_count + 1 >= compaction_point(self.compact_after_chunks, group_index):
             self.chunks.put([(encode_history(history, state_buckets=self.state_buckets), token)])
             chunk_count = 1
         else:
-            batch = events_history(features, on_time)
             # appendList, not appendValue: pyspark 4.0.0 sends appendValue's value in one message that the JVM may
             # read only in part when it is large (SPARK-53870; "invalid pickle opcode: 0" on 400,000-event
             # batches here); a list goes as an Arrow stream, read whole, as put's does.
-            self.chunks.appendList([(encode_history(batch, state_buckets=self.state_buckets), token)])
+            self.chunks.appendList([(batch_chunk, token)])
             chunk_count += 1
         self.last_write.update((token, chunk_count))
         worker_histories()[(entity, bucket)] = (token, history)
+        # Also after a compaction: the previous write's copy plus this batch's events, pruned, is the compacted
+        # history (pruning depends only on the watermark, given an idle horizon at least the longest window).
+        previous = str(last[0]) if last is not None else ""
+        self.latest_chunks.publish(f"{entity}-{bucket}", LatestChunk(token, previous, batch_chunk))
 
     def _output(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Rows in the exact output schema order; features of other entity types are null."""

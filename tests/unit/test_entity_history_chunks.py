@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,8 +123,10 @@ class FakeListState:
 
     def __init__(self) -> None:
         self.values: list[tuple[Any, ...]] = []
+        self.fetches = 0
 
     def get(self) -> Iterator[tuple[Any, ...]]:
+        self.fetches += 1
         return iter(list(self.values))
 
     def appendList(self, values: list[tuple[Any, ...]]) -> None:  # noqa: N802  # pyspark's name
@@ -187,11 +190,23 @@ def _process(
     return pd.concat(list(frames), ignore_index=True)
 
 
+def _no_shared_chunks(tmp_path: Path) -> Path:
+    """A latest-chunks directory that cannot be created (its parent is a file): nothing is ever shared."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")
+    return blocker / "chunks"
+
+
 def _run(
-    *, keep_worker_copy: bool, compact_after_chunks: int, workers: int = 1
+    *,
+    keep_worker_copy: bool,
+    compact_after_chunks: int,
+    shared_chunks: Path,
+    workers: int = 1,
 ) -> tuple[list[pd.DataFrame], FakeHandle]:
-    """The batches through one processor; ``workers`` > 1 takes turns, each with its own kept copies."""
-    processor = EntityHistoryProcessor(CARD_FRAUD, timedelta(days=2), 4, compact_after_chunks)
+    """The batches through one processor; ``workers`` > 1 takes turns, each with its own kept copies, all
+    leaving their latest chunks in ``shared_chunks``."""
+    processor = EntityHistoryProcessor(CARD_FRAUD, timedelta(days=2), 4, compact_after_chunks, shared_chunks)
     handle = FakeHandle()
     processor.init(handle)
     copies: list[dict[Any, Any]] = [{} for _ in range(workers)]
@@ -206,9 +221,9 @@ def _run(
     return outputs, handle
 
 
-def test_a_worker_without_the_copy_computes_the_same_features_from_the_chunks() -> None:
-    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100)
-    decoded, handle = _run(keep_worker_copy=False, compact_after_chunks=100)
+def test_a_worker_without_the_copy_computes_the_same_features_from_the_chunks(tmp_path: Path) -> None:
+    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100, shared_chunks=tmp_path / "kept")
+    decoded, handle = _run(keep_worker_copy=False, compact_after_chunks=100, shared_chunks=tmp_path / "decoded")
     assert len(handle.lists["history_chunks"].values) == len(BATCHES)  # one chunk per batch, nothing rewritten
     for got, expected in zip(decoded, kept, strict=True):
         assert got[C.VERDICT].tolist() == expected[C.VERDICT].tolist()
@@ -222,17 +237,39 @@ def test_a_worker_without_the_copy_computes_the_same_features_from_the_chunks() 
     assert idle.loc["c1", "card_seconds_since_prev_txn"] == (60 * 60 - 60 * 30 - 2) * 60.0
 
 
-def test_workers_taking_turns_add_the_chunks_written_since_their_copy() -> None:
-    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100)
+def test_workers_taking_turns_add_the_chunks_written_since_their_copy(tmp_path: Path) -> None:
+    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100, shared_chunks=tmp_path / "kept")
     for workers in (2, 3):
-        taking_turns, _ = _run(keep_worker_copy=True, compact_after_chunks=100, workers=workers)
+        taking_turns, handle = _run(
+            keep_worker_copy=True, compact_after_chunks=100, shared_chunks=_no_shared_chunks(tmp_path), workers=workers
+        )
+        assert handle.lists["history_chunks"].fetches == len(BATCHES) - 1  # every batch but the first
         for got, expected in zip(taking_turns, kept, strict=True):
             _features_equal(got[got[C.VERDICT] == C.OK], expected[expected[C.VERDICT] == C.OK])
 
 
-def test_the_chunk_list_is_compacted_into_one_chunk_of_the_pruned_history() -> None:
-    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100)
-    compacted, handle = _run(keep_worker_copy=False, compact_after_chunks=3)
+@pytest.mark.parametrize("compact_after_chunks", [100, 3])
+def test_a_worker_one_write_behind_applies_the_chunk_another_worker_left_and_fetches_nothing(
+    tmp_path: Path, compact_after_chunks: int
+) -> None:
+    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100, shared_chunks=tmp_path / "kept")
+    shared = tmp_path / "shared"
+    two, handle = _run(
+        keep_worker_copy=True, compact_after_chunks=compact_after_chunks, shared_chunks=shared, workers=2
+    )
+    assert handle.lists["history_chunks"].fetches == 1  # the second worker's first batch: it has no copy yet
+    three, three_handle = _run(
+        keep_worker_copy=True, compact_after_chunks=compact_after_chunks, shared_chunks=shared, workers=3
+    )
+    assert three_handle.lists["history_chunks"].fetches > 0  # two writes behind: the chunk left is not enough
+    for outputs in (two, three):
+        for got, expected in zip(outputs, kept, strict=True):
+            _features_equal(got[got[C.VERDICT] == C.OK], expected[expected[C.VERDICT] == C.OK])
+
+
+def test_the_chunk_list_is_compacted_into_one_chunk_of_the_pruned_history(tmp_path: Path) -> None:
+    kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100, shared_chunks=tmp_path / "kept")
+    compacted, handle = _run(keep_worker_copy=False, compact_after_chunks=3, shared_chunks=tmp_path / "compacted")
     for got, expected in zip(compacted, kept, strict=True):
         _features_equal(got[got[C.VERDICT] == C.OK], expected[expected[C.VERDICT] == C.OK])
     # The card entity of bucket 0 is group 0: its list reaches 3 chunks at the 3rd, 5th and 7th batches, each
@@ -241,8 +278,8 @@ def test_the_chunk_list_is_compacted_into_one_chunk_of_the_pruned_history() -> N
     assert handle.values["last_write"].value is not None and handle.values["last_write"].value[1] == 1
 
 
-def test_a_replayed_batch_reads_the_committed_state_not_the_workers_newer_copy() -> None:
-    processor = EntityHistoryProcessor(CARD_FRAUD, timedelta(days=2), 4)
+def test_a_replayed_batch_reads_the_committed_state_not_the_workers_newer_copy(tmp_path: Path) -> None:
+    processor = EntityHistoryProcessor(CARD_FRAUD, timedelta(days=2), 4, latest_chunks_directory=tmp_path)
     handle = FakeHandle()
     processor.init(handle)
     worker_histories().clear()

@@ -27,8 +27,8 @@ _SEPARATOR = b"\n"
 KEPT_PER_GROUP = 4
 """Writes a group's files go back: a worker whose copy is further behind reads the state store."""
 MAX_SHARED_CHUNK_BYTES = 1 << 20
-"""Larger chunks (batches of ~100,000 events and up, whose fetch the batch's own work dwarfs) are not shared, so the
-directory stays small: at most this per file."""
+"""Larger chunks (~100,000 events of one group in one batch and up, whose fetch the batch's own work dwarfs) get no
+file, so the directory stays small: at most this per file."""
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class LatestChunks:
                 file.write(written.chunk)
             pending.replace(self._path(group, written.token))
             pending = None
-            self._trim(group, written.token)
+            self._trim(group, written)
         except OSError:
             return
         finally:
@@ -105,10 +105,11 @@ class LatestChunks:
     def _path(self, group: str, token: str) -> Path:
         return self.directory / f"{group}.{token}"
 
-    def _trim(self, group: str, newest: str) -> None:
-        """Remove ``group``'s files that are not among the last :data:`KEPT_PER_GROUP` links back from ``newest``."""
-        linked: set[str] = set()
-        token = newest
+    def _trim(self, group: str, newest: LatestChunk) -> None:
+        """Remove ``group``'s files that are not among the last :data:`KEPT_PER_GROUP` links back from ``newest``
+        (whose own link is known: only the older files' headers are read)."""
+        linked = {newest.token}
+        token = newest.previous
         while token and len(linked) < KEPT_PER_GROUP:
             linked.add(token)
             try:

@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "promoted": run.promoted,
                 "rows": training.rows.model_dump(),
                 "validation": training.validation_metrics.model_dump(exclude={"calibration"}),
+                "test": training.test_metrics.model_dump(exclude={"calibration"}) if training.test_metrics else None,
                 "data_fingerprint": training.data_fingerprint,
             }
         ),

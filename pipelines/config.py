@@ -310,7 +310,18 @@ class ModelSettings(_Frozen):
         "are sampled). The version records the threshold, which scoring then uses.",
     )
     validation_fraction: float = Field(
-        default=0.2, gt=0, lt=1, description="Latest share of labelled events (by event time) held out to validate."
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of labelled events (by event time, just before the test share) held out to validate: "
+        "early stopping and the best_f1 threshold are chosen on it.",
+    )
+    test_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Latest share of labelled events (by event time) held out to test: touched by no choice "
+        "training makes, so its metrics at the chosen threshold are not optimistic. 0: no test split.",
     )
     num_boost_round: int = Field(default=400, ge=1)
     early_stopping_rounds: int = Field(default=30, ge=1)
@@ -324,6 +335,15 @@ class ModelSettings(_Frozen):
         description="Share of genuine (non-fraud) events that get a label. Below 1, labelled genuine rows are "
         "weighted by its inverse, so scores estimate the fraud probability in traffic, not in the labelled set.",
     )
+
+    @model_validator(mode="after")
+    def _splits_leave_rows_to_train(self) -> ModelSettings:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"models.validation_fraction ({self.validation_fraction:g}) + models.test_fraction "
+                f"({self.test_fraction:g}) must be below 1: nothing would be left to train on"
+            )
+        return self
 
     @property
     def negative_weight(self) -> float:

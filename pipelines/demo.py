@@ -196,13 +196,21 @@ def _train_and_score(
     sampled = settings.model_copy(update={"models": settings.models.model_copy(update=models)})
     with console.status("training XGBoost on point-in-time features of the labelled events ..."):
         run = run_training(sampled, promote=True)
-    metrics = run.version.metadata.training.validation_metrics
+    training = run.version.metadata.training
+    metrics = training.validation_metrics
     console.print(
         f"[green]5.[/] trained {run.version.model_name} v{run.version.version} on {len(run.training_set.frame):,} "
         f"labelled events: validation ROC-AUC {_fmt(metrics.roc_auc)}, PR-AUC {_fmt(metrics.pr_auc)} (in traffic); "
         f"alerts at {metrics.threshold:.3g} (best F1 on validation: precision {_fmt(metrics.precision)}, recall "
         f"{_fmt(metrics.recall)}); promoted"
     )
+    if training.test_metrics is not None:
+        test = training.test_metrics
+        console.print(
+            f"   held-out test (the latest {test.rows:,} labelled events, {test.positives} fraud; no choice made on "
+            f"them): ROC-AUC {_fmt(test.roc_auc)}, PR-AUC {_fmt(test.pr_auc)}, at the threshold precision "
+            f"{_fmt(test.precision)}, recall {_fmt(test.recall)}"
+        )
     now = datetime.now(UTC).replace(microsecond=0)
     live = GeneratorOptions(
         count=5_000,

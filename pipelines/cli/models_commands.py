@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -33,7 +34,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 @app.command("list")
 def list_versions() -> None:
-    """Every registered version with its validation metrics; the production one is marked."""
+    """Every registered version with its validation and test metrics; the production one is marked."""
     registry = _registry()
     versions = registry.versions()
     if not versions:
@@ -42,22 +43,24 @@ def list_versions() -> None:
     production = registry.production()
     challenger = registry.challenger()
     table = Table(title=f"{registry.model_name} ({registry.root})")
-    for column in ("version", "created", "train/val rows", "val ROC-AUC", "val PR-AUC", "precision", "recall"):
+    columns = ("version", "created", "train/val/test rows", "val ROC-AUC", "test ROC-AUC", "test PR-AUC")
+    for column in (*columns, "test precision", "test recall"):
         table.add_column(column, justify="left" if column in ("version", "created") else "right")
     table.add_column("data")
     for version in versions:
         training = version.metadata.training
-        metrics = training.validation_metrics
+        validation, test = training.validation_metrics, training.test_metrics
         marker = " [bold green]production[/]" if production and production.version == version.version else ""
         marker += " [bold yellow]challenger[/]" if challenger and challenger.version == version.version else ""
         table.add_row(
             f"{version.version}{marker}",
             version.metadata.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{training.rows.train:,}/{training.rows.validation:,}",
-            _number(metrics.roc_auc),
-            _number(metrics.pr_auc),
-            _number(metrics.precision, 3),
-            _number(metrics.recall, 3),
+            f"{training.rows.train:,}/{training.rows.validation:,}/{training.rows.test:,}",
+            _number(validation.roc_auc),
+            _number(test.roc_auc if test else None),
+            _number(test.pr_auc if test else None),
+            _number(test.precision if test else None, 3),
+            _number(test.recall if test else None, 3),
             training.data_fingerprint[:12],
         )
     console.print(table)
@@ -133,7 +136,8 @@ def _training_progress() -> Iterator[ProgressFunction]:
 
 
 def print_training_report(version: ModelVersion, promoted: bool) -> None:
-    """Metrics of both splits, the calibration of the validation split, and where the version went."""
+    """Metrics of every split, the calibration of the test split (of validation without one), and where the version
+    went."""
     training = version.metadata.training
     chosen = "best F1 on validation" if training.threshold_policy == "best_f1" else "configured"
     table = Table(
@@ -142,41 +146,52 @@ def print_training_report(version: ModelVersion, promoted: bool) -> None:
     table.add_column("metric")
     table.add_column("train", justify="right")
     table.add_column("validation", justify="right")
-    train, validation = training.train_metrics, training.validation_metrics
-    rows: list[tuple[str, str, str]] = [
-        ("events", f"{train.rows:,}", f"{validation.rows:,}"),
-        ("positives", f"{train.positives:,}", f"{validation.positives:,}"),
-        ("ROC-AUC", _number(train.roc_auc), _number(validation.roc_auc)),
-        ("PR-AUC (average precision)", _number(train.pr_auc), _number(validation.pr_auc)),
-        ("alerts", f"{train.alerts:,}", f"{validation.alerts:,}"),
-        ("precision", _number(train.precision), _number(validation.precision)),
-        ("recall", _number(train.recall), _number(validation.recall)),
-        ("Brier score", _number(train.brier), _number(validation.brier)),
+    table.add_column("test", justify="right")
+    splits = [training.train_metrics, training.validation_metrics, training.test_metrics]
+    figures: list[tuple[str, Callable[[EvaluationMetrics], str]]] = [
+        ("events", lambda m: f"{m.rows:,}"),
+        ("positives", lambda m: f"{m.positives:,}"),
+        ("ROC-AUC", lambda m: _number(m.roc_auc)),
+        ("PR-AUC (average precision)", lambda m: _number(m.pr_auc)),
+        ("alerts", lambda m: f"{m.alerts:,}"),
+        ("precision", lambda m: _number(m.precision)),
+        ("recall", lambda m: _number(m.recall)),
+        ("Brier score", lambda m: _number(m.brier)),
     ]
-    for row in rows:
-        table.add_row(*row)
+    for name, figure in figures:
+        table.add_row(name, *[figure(metrics) if metrics is not None else "-" for metrics in splits])
     console.print(table)
+    if training.test_metrics is None:
+        console.print("no test split: the validation split chose the threshold, and its figures flatter the model")
+    validation = training.validation_metrics
     if validation.negative_weight != 1.0:
         console.print(
             f"genuine events are labelled at {1 / validation.negative_weight:.1%}: precision, PR-AUC, Brier and the "
             f"calibration count each labelled genuine event {validation.negative_weight:g} times, as in traffic"
         )
-    console.print(_calibration_table(validation))
+    if training.test_metrics is not None:
+        console.print(_calibration_table(training.test_metrics, "test"))
+    else:
+        console.print(_calibration_table(validation, "validation"))
     console.print(
         f"events {training.training_window_start:%Y-%m-%d %H:%M} .. {training.training_window_end:%Y-%m-%d %H:%M} "
-        f"(validation from {training.validation_start:%Y-%m-%d %H:%M}), labels known by "
-        f"{training.label_cutoff:%Y-%m-%d %H:%M:%S} UTC, {len(training.feature_names)} features from "
+        f"(validation from {training.validation_start:%Y-%m-%d %H:%M}{_test_from(training.test_start)}), labels "
+        f"known by {training.label_cutoff:%Y-%m-%d %H:%M:%S} UTC, {len(training.feature_names)} features from "
         f"{training.feature_service}, {training.best_iteration + 1} trees, data {training.data_fingerprint[:12]}"
     )
     state = "[bold green]promoted to production[/]" if promoted else "not promoted (`featurestream models promote`)"
     console.print(f"registered [bold]{version.model_name} v{version.version}[/] at {version.path}: {state}")
 
 
-def _calibration_table(metrics: EvaluationMetrics) -> Table:
+def _test_from(test_start: datetime | None) -> str:
+    return f", test from {test_start:%Y-%m-%d %H:%M}" if test_start is not None else ""
+
+
+def _calibration_table(metrics: EvaluationMetrics, split: str) -> Table:
     title = (
-        "validation calibration (genuine rows weighted as in traffic)"
+        f"{split} calibration (genuine rows weighted as in traffic)"
         if metrics.negative_weight != 1.0
-        else "validation calibration (scores are weighted for imbalance, not probabilities)"
+        else f"{split} calibration (scores are weighted for imbalance, not probabilities)"
     )
     table = Table(title=title)
     for column in ("score bin", "events", "mean score", "observed rate"):

@@ -56,6 +56,8 @@ class RowCounts(_Record):
     validation: int
     train_positives: int
     validation_positives: int
+    test: int = 0
+    test_positives: int = 0
 
 
 class TrainingSummary(_Record):
@@ -64,9 +66,12 @@ class TrainingSummary(_Record):
     feature_names: tuple[str, ...] = Field(description="The model's input columns, in the order it expects them.")
     feature_service: str
     label_column: str
-    training_window_start: datetime = Field(description="Earliest event time of any training or validation row.")
-    training_window_end: datetime = Field(description="Latest event time of any training or validation row.")
+    training_window_start: datetime = Field(description="Earliest event time of any training, validation or test row.")
+    training_window_end: datetime = Field(description="Latest event time of any training, validation or test row.")
     validation_start: datetime = Field(description="Rows at or after this event time validate; earlier ones train.")
+    test_start: datetime | None = Field(
+        default=None, description="Rows at or after this event time test (no choice is made on them); null: no test."
+    )
     label_cutoff: datetime = Field(description="Only labels known by then (label_time <= cut-off) were used.")
     rows: RowCounts
     data_fingerprint: str = Field(description="sha256 of the training frame: event ids, split, labels, features.")
@@ -78,6 +83,11 @@ class TrainingSummary(_Record):
     params: dict[str, Any]
     train_metrics: EvaluationMetrics
     validation_metrics: EvaluationMetrics
+    test_metrics: EvaluationMetrics | None = Field(
+        default=None,
+        description="At the version's threshold, on the latest rows, which neither early stopping nor the threshold "
+        "saw: the estimate to judge a version by. Null without a test split (and in versions older than it).",
+    )
 
 
 class ModelMetadata(_Record):

@@ -5,8 +5,11 @@
 2. Feast's ``get_historical_features`` (the model's feature service) gives, for each labelled event, each view's
    latest feature row with event time at or before the event's: the row the streaming job computed for that
    very event (its window includes the event, as at serving time), never one computed from later events.
-3. The earlier events train and the latest ``validation_fraction`` of them (by event time, a clean boundary,
-   nothing shuffled across it) validate, as the model will be used: on events after the ones it learnt from.
+3. The split is by event time, with clean boundaries and nothing shuffled across them, as the model will be
+   used: on events after the ones it learnt from. The latest ``test_fraction`` of the events test, the
+   ``validation_fraction`` before them validate (early stopping and the alert threshold are chosen there), the
+   earlier ones train. The test rows take part in no choice, so their metrics at the chosen threshold are an
+   honest estimate; the validation metrics are optimistic by construction.
 
 Rows are never lost or hollowed out quietly: Feast 0.67's file offline store drops entity rows that have no
 feature row at or before their timestamp (its DuckDB store returns nulls), so the join's row count is checked,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 ENTITY_TIMESTAMP = "event_timestamp"
 """The timestamp column of Feast's entity dataframe."""
 IS_VALIDATION = "is_validation"
+IS_TEST = "is_test"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class DatasetStats:
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Rows sorted by event time: event id, event time, entity keys, features, ``label``, ``is_validation``."""
+    """Rows sorted by event time: event id, event time, entity keys, features, ``label``, ``is_validation`` and
+    (when there is a test split) ``is_test``."""
 
     frame: pd.DataFrame
     feature_names: tuple[str, ...]
@@ -77,14 +82,20 @@ class TrainingSet:
     validation_start: datetime
     fingerprint: str
     stats: DatasetStats
+    test_start: datetime | None = None
+    """Rows at or after this event time test; None without a test split."""
 
     @property
     def train(self) -> pd.DataFrame:
-        return self.frame[~self.frame[IS_VALIDATION]]
+        return self.frame[~self.frame[IS_VALIDATION] & ~test_mask(self.frame)]
 
     @property
     def validation(self) -> pd.DataFrame:
         return self.frame[self.frame[IS_VALIDATION]]
+
+    @property
+    def test(self) -> pd.DataFrame:
+        return self.frame[test_mask(self.frame)]
 
     @property
     def window(self) -> tuple[datetime, datetime]:
@@ -132,23 +143,44 @@ def read_events(settings: Settings, event_ids: Sequence[str], columns: Sequence[
     return events
 
 
-def time_split(times: pd.Series, validation_fraction: float) -> tuple[pd.Timestamp, np.ndarray]:
-    """The validation start (an event time) and the validation mask: the latest ``validation_fraction`` of rows,
-    moved forward to a whole timestamp so that no event time lies on both sides."""
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError("validation_fraction must be between 0 and 1")
+def test_mask(frame: pd.DataFrame) -> np.ndarray:
+    """True on the test rows; all False for a frame without a test split."""
+    if IS_TEST not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[IS_TEST].to_numpy(dtype=bool)
+
+
+def time_split(times: pd.Series, fraction: float, split: str = "validation") -> tuple[pd.Timestamp, np.ndarray]:
+    """The split's start (an event time) and its mask: the latest ``fraction`` of rows, moved forward to a whole
+    timestamp so that no event time lies on both sides."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the {split} fraction must be between 0 and 1")
     ordered = times.sort_values(kind="mergesort").reset_index(drop=True)
     if len(ordered) < 2:
-        raise InsufficientTrainingDataError(
-            f"{len(ordered)} labelled event(s) cannot be split into train and validation"
-        )
-    start = ordered.iloc[len(ordered) - max(1, math.ceil(len(ordered) * validation_fraction))]
+        raise InsufficientTrainingDataError(f"{len(ordered)} labelled event(s) cannot be split into train and {split}")
+    start = ordered.iloc[len(ordered) - max(1, math.ceil(len(ordered) * fraction))]
     mask = (times >= start).to_numpy()
     if mask.all():
         raise InsufficientTrainingDataError(
-            f"every labelled event has the same event time {start}: nothing to train on"
+            f"every labelled event left for the {split} split has the same event time {start}: nothing to train on"
         )
     return start, mask
+
+
+def three_way_split(
+    times: pd.Series, validation_fraction: float, test_fraction: float
+) -> tuple[pd.Timestamp, np.ndarray, pd.Timestamp | None, np.ndarray]:
+    """(validation start, validation mask, test start, test mask): the latest ``test_fraction`` of rows test (none
+    when it is 0), the ``validation_fraction`` of all rows just before them validate; whole timestamps throughout."""
+    if test_fraction <= 0:
+        start, validation = time_split(times, validation_fraction)
+        return start, validation, None, np.zeros(len(times), dtype=bool)
+    test_start, test = time_split(times, test_fraction, "test")
+    before = times[~test]
+    validation_start, earlier_validation = time_split(before, validation_fraction / (1 - test_fraction))
+    validation = np.zeros(len(times), dtype=bool)
+    validation[np.flatnonzero(~test)[earlier_validation]] = True
+    return validation_start, validation, test_start, test
 
 
 def data_fingerprint(frame: pd.DataFrame, feature_names: Sequence[str], event_id: str) -> str:
@@ -163,6 +195,8 @@ def data_fingerprint(frame: pd.DataFrame, feature_names: Sequence[str], event_id
     digest.update("\x1f".join(ordered[event_id].astype(str)).encode())
     digest.update(ordered[LABEL].to_numpy(dtype=np.int8).tobytes())
     digest.update(ordered[IS_VALIDATION].to_numpy(dtype=np.bool_).tobytes())
+    if IS_TEST in ordered:
+        digest.update(ordered[IS_TEST].to_numpy(dtype=np.bool_).tobytes())
     values = feature_matrix(ordered, feature_names)
     digest.update(np.where(np.isnan(values), np.nan, values).tobytes())
     return digest.hexdigest()
@@ -250,8 +284,12 @@ def build_training_set(
         joined[[event_id, *columns.feature_names]], on=event_id, how="inner", validate="one_to_one"
     ).sort_values([event_time, event_id], kind="mergesort", ignore_index=True)
 
-    validation_start, is_validation = time_split(frame[event_time], models.validation_fraction)
+    validation_start, is_validation, test_start, is_test = three_way_split(
+        frame[event_time], models.validation_fraction, models.test_fraction
+    )
     frame[IS_VALIDATION] = is_validation
+    if test_start is not None:
+        frame[IS_TEST] = is_test
     _require_both_classes(frame)
     stats = DatasetStats(
         labels=len(labels),
@@ -271,14 +309,20 @@ def build_training_set(
         validation_start=validation_start.to_pydatetime(),
         fingerprint=data_fingerprint(frame, columns.feature_names, event_id),
         stats=stats,
+        test_start=test_start.to_pydatetime() if test_start is not None else None,
     )
 
 
 def _require_both_classes(frame: pd.DataFrame) -> None:
-    for name, part in (("training", frame[~frame[IS_VALIDATION]]), ("validation", frame[frame[IS_VALIDATION]])):
+    test = test_mask(frame)
+    parts = [("training", frame[~frame[IS_VALIDATION] & ~test]), ("validation", frame[frame[IS_VALIDATION]])]
+    if test.any():
+        parts.append(("test", frame[test]))
+    for name, part in parts:
         positives = int(part[LABEL].sum())
         if positives == 0 or positives == len(part):
             raise InsufficientTrainingDataError(
                 f"the {name} split has {len(part)} rows of which {positives} positive: it needs both classes "
-                "(more labelled history, or a later label cut-off)"
+                "(more labelled history, or a later label cut-off"
+                + (", or models.test_fraction 0 for no test split)" if name == "test" else ")")
             )

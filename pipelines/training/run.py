@@ -65,7 +65,10 @@ def run_training(
         labels = read_labels(settings)
     say(f"joining {len(labels.frame):,} labels to point-in-time features ({settings.models.feature_service})")
     training_set = build_training_set(settings, labels.frame, cutoff)
-    say(f"training on {len(training_set.train):,} events, validating on {len(training_set.validation):,}")
+    say(
+        f"training on {len(training_set.train):,} events, validating on {len(training_set.validation):,}, "
+        f"testing on {len(training_set.test):,}"
+    )
     model = train_model(training_set, settings.models, progress=progress)
     say("building the drift baseline: point-in-time features and scores of a sample of the window's traffic")
     baseline = traffic_baseline(settings, model.booster, model.summary.feature_names, training_set.window)

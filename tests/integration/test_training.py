@@ -80,6 +80,13 @@ def test_the_model_separates_fraud_on_later_events(trained: dict[str, Any]) -> N
     assert validation.roc_auc is not None and validation.roc_auc > 0.9
     assert validation.pr_auc is not None and validation.pr_auc > validation.positives / validation.rows
     assert validation.positives > 20 and validation.rows - validation.positives > 20
+    # The latest events, on which nothing was chosen: the model's figures on them are not flattered.
+    test = run.version.metadata.training.test_metrics
+    assert test is not None
+    print(f"test: {test.model_dump(exclude={'calibration'})}")
+    assert test.positives > 20 and test.rows - test.positives > 20
+    assert test.roc_auc is not None and test.roc_auc > 0.9
+    assert test.threshold == validation.threshold
 
 
 def test_every_label_known_at_the_cutoff_became_one_training_row(trained: dict[str, Any]) -> None:
@@ -96,7 +103,9 @@ def test_every_label_known_at_the_cutoff_became_one_training_row(trained: dict[s
     assert stats.without_event == 0 and stats.label_before_event == 0
     assert set(run.training_set.frame["event_id"]) == known and stats.rows == len(known)
     window_start, window_end = run.training_set.window
-    assert window_start < run.training_set.validation_start <= window_end < trained["cutoff"]
+    test_start = run.training_set.test_start
+    assert test_start is not None
+    assert window_start < run.training_set.validation_start < test_start <= window_end < trained["cutoff"]
 
 
 def test_the_registered_version_is_production_and_complete(trained: dict[str, Any]) -> None:
@@ -112,7 +121,8 @@ def test_the_registered_version_is_production_and_complete(trained: dict[str, An
     assert metadata.training.feature_service == "fraud_model_v1"
     assert metadata.training.label_cutoff == trained["cutoff"]
     rows = metadata.training.rows
-    assert rows.train + rows.validation == run.training_set.stats.rows
+    assert rows.train + rows.validation + rows.test == run.training_set.stats.rows
+    assert rows.test == len(run.training_set.test) > 0
     assert metadata.training.training_window_start < metadata.training.validation_start
     assert metadata.xgboost_version == xgb.__version__
 

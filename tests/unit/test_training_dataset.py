@@ -16,18 +16,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
-from pipelines.config import Settings
+from pipelines.config import ModelSettings, Settings
 from pipelines.feast_io.paths import feast_paths
 from pipelines.feast_io.store import apply_repo
 from pipelines.testing import isolated_settings
 from pipelines.training.dataset import (
     ENTITY_TIMESTAMP,
+    IS_TEST,
     IS_VALIDATION,
     TrainingSet,
     build_training_set,
     data_fingerprint,
     historical_features,
+    three_way_split,
     time_split,
 )
 from pipelines.training.errors import InsufficientTrainingDataError, TrainingDataError
@@ -184,14 +187,50 @@ def test_only_labels_known_at_the_cutoff_are_used(built: tuple[Scenario, Trainin
     assert "late-c0" not in set(training_set.frame["event_id"])
 
 
-def test_validation_is_the_latest_events(built: tuple[Scenario, TrainingSet]) -> None:
+def test_the_latest_events_test_and_those_just_before_them_validate(built: tuple[Scenario, TrainingSet]) -> None:
     _, training_set = built
-    train, validation = training_set.train, training_set.validation
-    start = pd.Timestamp(training_set.validation_start)
-    assert (train["event_time"] < start).all() and (validation["event_time"] >= start).all()
-    assert (len(train), len(validation)) == (15, 5)
+    train, validation, test = training_set.train, training_set.validation, training_set.test
+    assert training_set.test_start is not None
+    validation_start, test_start = pd.Timestamp(training_set.validation_start), pd.Timestamp(training_set.test_start)
+    assert (train["event_time"] < validation_start).all()
+    assert validation["event_time"].between(validation_start, test_start, inclusive="left").all()
+    assert (test["event_time"] >= test_start).all()
+    # 20 labelled events: the latest 20% test, then 25% of all validate (5 of the 16 left), 11 train.
+    assert (len(train), len(validation), len(test)) == (11, 5, 4)
     assert training_set.frame["event_time"].is_monotonic_increasing
-    assert 0 < validation[LABEL].sum() < len(validation)
+    for split in (train, validation, test):
+        assert 0 < split[LABEL].sum() < len(split)
+
+
+def test_without_a_test_fraction_the_latest_events_validate(tmp_path: Path) -> None:
+    case = scenario(tmp_path)
+    settings = case.settings.model_copy(
+        update={"models": case.settings.models.model_copy(update={"test_fraction": 0.0})}
+    )
+    training_set = build_training_set(settings, case.labels, CUTOFF)
+    assert training_set.test_start is None and training_set.test.empty and IS_TEST not in training_set.frame
+    assert (len(training_set.train), len(training_set.validation)) == (15, 5)
+
+
+def test_three_way_split_keeps_equal_times_together_at_both_boundaries() -> None:
+    days = ["01", "02", "03", "04", "05", "05", "06", "07", "07", "08"]
+    times = pd.Series(pd.to_datetime([f"2026-01-{d}" for d in days], utc=True))
+    validation_start, validation, test_start, test = three_way_split(times, 0.2, 0.2)
+    # 20% of 10 rows is 2, but both 07s test; then 25% of the 7 left is 2, but both 05s validate.
+    assert test_start == pd.Timestamp("2026-01-07", tz="UTC")
+    assert test.tolist() == [False] * 7 + [True] * 3
+    assert validation_start == pd.Timestamp("2026-01-05", tz="UTC")
+    assert validation.tolist() == [False] * 4 + [True] * 3 + [False] * 3
+    assert not (validation & test).any()
+    none_start, no_validation_change, no_test_start, no_test = three_way_split(times, 0.2, 0.0)
+    assert no_test_start is None and not no_test.any()
+    assert (none_start, no_validation_change.tolist()) == (pd.Timestamp("2026-01-07", tz="UTC"), test.tolist())
+
+
+def test_validation_and_test_shares_must_leave_rows_to_train() -> None:
+    with pytest.raises(ValidationError, match="nothing would be left to train on"):
+        ModelSettings(validation_fraction=0.5, test_fraction=0.5)
+    assert ModelSettings(validation_fraction=0.5, test_fraction=0.0).test_fraction == 0.0
 
 
 def test_an_event_without_its_own_feature_row_is_an_error(tmp_path: Path) -> None:
@@ -246,3 +285,4 @@ def test_the_fingerprint_ignores_row_order_and_sees_every_value() -> None:
     assert data_fingerprint(frame.assign(f=[1.0, np.nan, 3.5]), ["f"], "event_id") != fingerprint
     assert data_fingerprint(frame.assign(**{LABEL: [1, 1, 0]}), ["f"], "event_id") != fingerprint
     assert data_fingerprint(frame.assign(**{IS_VALIDATION: [False, True, True]}), ["f"], "event_id") != fingerprint
+    assert data_fingerprint(frame.assign(**{IS_TEST: [False, False, False]}), ["f"], "event_id") != fingerprint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import xgboost as xgb
 
 from pipelines.config import ModelSettings
 from pipelines.models import ModelRegistry
-from pipelines.training.dataset import IS_VALIDATION, DatasetStats, TrainingSet, data_fingerprint
+from pipelines.training.dataset import IS_TEST, IS_VALIDATION, DatasetStats, TrainingSet, data_fingerprint
 from pipelines.training.labels import LABEL
 from pipelines.training.metrics import best_f1_threshold, evaluate, precision_recall_at
 from pipelines.training.train import RoundProgress, TrainedModel, alert_threshold, train_model
@@ -126,3 +127,41 @@ def test_a_version_trained_under_best_f1_records_its_chosen_threshold() -> None:
     assert summary.threshold_policy == "best_f1" and summary.alert_threshold == expected
     assert summary.validation_metrics.threshold == summary.alert_threshold == summary.train_metrics.threshold
     assert summary.validation_metrics.negative_weight == summary.train_metrics.negative_weight == 2.0
+
+
+def with_test_split(training_set: TrainingSet, share: float = 0.2) -> TrainingSet:
+    """The same rows, the latest ``share`` of the validation ones testing instead."""
+    frame = training_set.frame.copy()
+    rows = len(frame)
+    frame[IS_TEST] = np.arange(rows) >= int(rows * (1 - share))
+    frame[IS_VALIDATION] &= ~frame[IS_TEST]
+    test_start = frame.loc[frame[IS_TEST], "event_time"].min().to_pydatetime()
+    return replace(training_set, frame=frame, test_start=test_start)
+
+
+def test_the_test_split_is_measured_at_the_threshold_validation_chose_and_takes_no_part_in_choosing() -> None:
+    training_set = with_test_split(synthetic_set(seed=5))
+    settings = ModelSettings(num_boost_round=100, max_depth=3, threshold_policy="best_f1")
+    model = train_model(training_set, settings)
+    summary, test = model.summary, training_set.test
+    assert (summary.rows.train, summary.rows.validation, summary.rows.test) == (450, 30, 120)
+    assert summary.rows.test_positives == int(test[LABEL].sum()) > 0
+    assert summary.test_start == training_set.test_start
+    matrix = xgb.DMatrix(test[list(FEATURES)].to_numpy(dtype=float), feature_names=list(FEATURES))
+    expected = evaluate(test[LABEL].to_numpy(), model.booster.predict(matrix), summary.alert_threshold)
+    assert summary.test_metrics == expected
+
+    # Flipping every test label changes the test figures only: the trees and the threshold come from elsewhere.
+    frame = training_set.frame.copy()
+    frame.loc[frame[IS_TEST], LABEL] = 1 - frame.loc[frame[IS_TEST], LABEL]
+    flipped = train_model(replace(training_set, frame=frame), settings).summary
+    assert flipped.alert_threshold == summary.alert_threshold and flipped.best_iteration == summary.best_iteration
+    assert flipped.validation_metrics == summary.validation_metrics
+    assert flipped.test_metrics is not None and summary.test_metrics is not None
+    assert flipped.test_metrics.roc_auc == pytest.approx(1 - summary.test_metrics.roc_auc)
+
+
+def test_without_a_test_split_there_are_no_test_metrics(trained: Trained) -> None:
+    _, model, _ = trained
+    assert model.summary.test_metrics is None and model.summary.test_start is None
+    assert (model.summary.rows.test, model.summary.rows.test_positives) == (0, 0)

@@ -178,9 +178,8 @@ class EntityHistoryProcessor(StatefulProcessor):
     (:mod:`pipelines.transforms.history_codec`): every batch appends the chunk of its own events, so what is
     written per batch follows the batch, not the window. A token naming the last write sits beside the list.
     The Python worker that made that write keeps the decoded history in memory (:func:`worker_histories`) and
-    skips reading the chunks; a worker a few writes behind applies the chunks those writes left in local files
-    (:mod:`pipelines.spark.latest_chunks`); any other worker, or one that restarted, or a replayed batch whose
-    token rolled back with the state store, decodes the chunks instead. The state store stays the only durable copy, so
+    skips reading the chunks; any other worker, or one that restarted, or a replayed batch whose token rolled
+    back with the state store, decodes the chunks instead. The state store stays the only durable copy, so
     recovery is Spark's own. Every so often (:data:`COMPACT_AFTER_CHUNKS`) the list is replaced by one chunk of
     the pruned history.
 
@@ -248,19 +247,19 @@ class EntityHistoryProcessor(StatefulProcessor):
     ) -> EntityHistory:
         """The bucket's history as of its last committed write ``last``.
 
-        This worker's copy if it made that write; else the copy plus the chunks written after it, if the other
-        workers on this host left them (:mod:`pipelines.spark.latest_chunks`) or else if its write is still in the
-        list; else every chunk decoded."""
+        This worker's copy if it made that write; else the copy plus the one chunk written after it, if another
+        worker on this host left that chunk (:mod:`pipelines.spark.latest_chunks`); else the copy plus the chunks
+        written after it, if its write is still in the list; else every chunk decoded."""
         if last is None:
             return EntityHistory.empty(features)
         kept = worker_histories().get((entity, bucket))
         if kept is not None and kept[0] == last[0]:
             return kept[1]
         if kept is not None:
-            recent = self.latest_chunks.since(f"{entity}-{bucket}", str(last[0]), kept[0])
-            if recent is not None:
-                chunks = [decode_history(chunk, features, state_buckets=self.state_buckets) for chunk in recent]
-                return EntityHistory.concatenated(features, [kept[1], *chunks])
+            shared = self.latest_chunks.read(f"{entity}-{bucket}")
+            if shared is not None and shared.token == last[0] and shared.previous == kept[0]:
+                chunk = decode_history(shared.chunk, features, state_buckets=self.state_buckets)
+                return EntityHistory.concatenated(features, [kept[1], chunk])
         stored = list(self.chunks.get())
         tokens = [str(row[1]) for row in stored]
         start, base = 0, []

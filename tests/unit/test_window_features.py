@@ -176,6 +176,55 @@ def test_idle_entities_are_forgotten_and_latest_events_kept() -> None:
     assert kept.times_ms[kept.keys.values() == "old"].tolist() == [5 * MINUTE_MS]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(st.sampled_from(["c1", "c2", "c3", "c4"]), st.integers(0, 100), st.sampled_from(["m1", "m2", "m3"])),
+        min_size=1,
+        max_size=40,
+    ),
+    horizon=st.integers(-1, 101),
+    forget_before=st.one_of(st.none(), st.integers(-1, 101)),
+)
+def test_pruning_keeps_what_a_per_entity_reading_of_the_rule_keeps(
+    events: list[tuple[str, int, str]], horizon: int, forget_before: int | None
+) -> None:
+    """Each entity keeps its events after the horizon and its latest event, unless its latest is at or before
+    ``forget_before``; merchants no kept event names leave the dictionary. Checked entity by entity in plain Python."""
+    frame = pd.DataFrame(
+        {
+            "card_id": [card for card, _, _ in events],
+            "event_time_ms": [minute * MINUTE_MS for _, minute, _ in events],
+            "amount": 1.0,
+            "merchant_id": [merchant for _, _, merchant in events],
+        }
+    )
+    _, history = compute_window_features(CARD_FEATURES, EntityHistory.empty(CARD_FEATURES), frame)
+    forget_ms = None if forget_before is None else forget_before * MINUTE_MS
+    pruned = history.pruned(horizon_ms=horizon * MINUTE_MS, forget_before_ms=forget_ms)
+    held = pd.DataFrame(
+        {"card": history.keys.values(), "t": history.times_ms, "m": history.categories["merchant_id"].values()}
+    )
+    expected: list[tuple[str, int, str]] = []
+    for card, run in held.groupby("card", sort=False):
+        latest = run["t"].max()
+        if forget_ms is not None and latest <= forget_ms:
+            continue
+        last_position = run.index[-1]  # the run's last event: its latest, equal times in arrival order
+        expected += [
+            (str(card), int(t), str(m))
+            for i, t, m in zip(run.index, run["t"], run["m"], strict=True)
+            if t > horizon * MINUTE_MS or i == last_position
+        ]
+    got = list(
+        zip(pruned.keys.values(), pruned.times_ms.tolist(), pruned.categories["merchant_id"].values(), strict=True)
+    )
+    assert sorted(got) == sorted(expected)
+    merchants = pruned.categories["merchant_id"]
+    assert sorted(merchants.dictionary.to_pylist()) == sorted({m for _, _, m in expected})
+    assert sorted(pruned.keys.dictionary.to_pylist()) == sorted({card for card, _, _ in expected})
+
+
 _WINDOWS = st.lists(st.tuples(st.integers(0, 59), st.integers(1, 60)), min_size=0, max_size=20)
 
 

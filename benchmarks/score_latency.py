@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/score_latency.py [--rate 5000] [--seconds 90] [--warmup 20] [--warm-events 2000]
                                                  [--trigger "500 milliseconds"] [--read-tasks N]
                                                  [--shuffle-partitions N] [--state-buckets N] [--json out.json]
+                                                 [--trace DIR]
 
 Starts a private broker, registers and promotes an XGBoost model of the configured size (random data over the
 real feature names), starts the streaming job continuously (processing-time trigger), and produces live
@@ -34,13 +35,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -284,6 +286,25 @@ def traffic_cpu_apart(cpu_seconds: dict[str, float], traffic_seconds: float) -> 
     return apart
 
 
+def write_trace(
+    directory: Path,
+    progress: Sequence[Any],
+    history: Sequence[Any],
+    seen: Sequence[Any],
+    timed_from_ms: float,
+) -> None:
+    """The run's raw material, for questions the report's medians cannot answer (which batches the slowest
+    scores waited on; ``benchmarks/latency_tail.py`` reads it): ``progress.jsonl`` (Spark's report per
+    micro-batch), ``batches.jsonl`` (the job's :class:`~pipelines.streaming.batch_writer.BatchRecord` per
+    micro-batch), ``latencies.npy`` (event time and visible-at per score, epoch ms, in the order seen) and
+    ``run.json`` (``timed_from_ms``: event times from then on are in the percentiles)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "run.json").write_text(json.dumps({"timed_from_ms": timed_from_ms}), encoding="utf-8")
+    (directory / "progress.jsonl").write_text("".join(p.json + "\n" for p in progress), encoding="utf-8")
+    (directory / "batches.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in history), encoding="utf-8")
+    np.save(directory / "latencies.npy", np.array(seen, dtype=np.float64).reshape(-1, 2))
+
+
 RECENT_PROGRESS_KEPT = 100_000
 """Progress reports the query keeps (one per micro-batch): every batch of any run this script makes."""
 
@@ -318,6 +339,12 @@ def main() -> None:
         "turns on one write lock)",
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="a directory to write every micro-batch's progress and batch record (JSON lines) and every score's "
+        "(event time, visible at) in ms (latencies.npy) to, for finding which batches make the tail",
+    )
     args = parser.parse_args()
 
     with contextlib.ExitStack() as resources:
@@ -369,7 +396,11 @@ def main() -> None:
         warm_seconds, started_ms, load_before = result.warm_seconds, result.started_ms, result.load_before
         produced_sent, produce_elapsed_s = result.produced, result.produce_elapsed_s
         progress = running.query.lastProgress
-        batches = batch_profile(running.query.recentProgress, running.writer.history, started_ms)
+        reports = running.query.recentProgress
+        batches = batch_profile(reports, running.writer.history, started_ms)
+        if args.trace is not None:
+            timed_from_ms = result.started_ms + args.warmup * 1000
+            write_trace(args.trace, reports, running.writer.history, result.seen, timed_from_ms)
         running.query.stop()
         running.close()
         spark.stop()

@@ -23,7 +23,8 @@ def test_extra_settings_reach_the_session_and_spark_submit(tmp_path: Path) -> No
 
 def test_driver_and_executors_run_the_configured_jvm_options(tmp_path: Path) -> None:
     conf = spark_conf(Settings(stack={"state_dir": tmp_path}))  # local[2]: the parallel collector
-    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:+UseParallelGC"
+    options = "-XX:+UseParallelGC -XX:MetaspaceSize=256m -Xms2048m"  # the heap of the default 2g, from the start
+    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == options
     cluster = spark_conf(Settings(stack={"state_dir": tmp_path}), master="spark://127.0.0.1:7077")
     assert "spark.executor.extraJavaOptions" not in cluster  # the JVM's default for large executor heaps
     g1 = Settings(stack={"state_dir": tmp_path}, spark={"jvm_options": "-XX:+UseG1GC"})
@@ -56,3 +57,18 @@ def test_settings_with_extra_spark_conf_stay_hashable(tmp_path: Path) -> None:
     same = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": {"d.e": "f", "a.b": "c"}})
     other = Settings(stack={"state_dir": tmp_path}, spark={"extra_conf": {"a.b": "x"}})
     assert hash(one) == hash(same) and one == same and one != other
+
+
+@pytest.mark.parametrize(
+    ("memory", "option"),
+    [("2g", "-Xms2048m"), ("2GB", "-Xms2048m"), ("1536m", "-Xms1536m"), ("3072", "-Xms3072m"), ("1t", "-Xms1048576m")],
+)
+def test_a_local_jvm_starts_with_its_whole_heap_in_sparks_size_syntax(tmp_path: Path, memory: str, option: str) -> None:
+    conf = spark_conf(Settings(stack={"state_dir": tmp_path}, spark={"driver_memory": memory}))
+    assert conf["spark.driver.extraJavaOptions"].split()[-1] == option
+    assert conf["spark.driver.memory"] == memory  # the maximum stays Spark's to set
+
+
+def test_a_driver_memory_that_is_not_a_size_is_refused_before_spark_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"spark\.driver_memory '2 gigs' is not a size"):
+        spark_conf(Settings(stack={"state_dir": tmp_path}, spark={"driver_memory": "2 gigs"}))

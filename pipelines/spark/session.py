@@ -62,10 +62,10 @@ def initial_heap_option(memory: str) -> str:
     unit means MiB), for a local master's one JVM.
 
     Started small, the parallel collector sizes the old generation to what survives, so the objects a stream
-    promotes steadily (~2.5 MB/s in the latency benchmark) filled it within ~100 s and every thread stopped for a full
-    collection (0.27-0.40 s each, two or three per 300 s run, GC log, 2026-12-08): a batch in which that happens
-    is one of the slowest, and p99 is made of such batches. With the heap committed from the start, a 300 s run had
-    none (same GC log). Committed is not resident: the pages are touched only as the heap is used."""
+    promotes steadily (~2.5 MB/s in the latency benchmark) filled it from ~95 s on, about every 100 s, and every thread
+    stopped for a full collection (0.27-0.40 s each, GC logs, 2026-12-08), a pause added to every score in flight.
+    With the heap committed from the start, a 300 s run had none (its GC log). Committed is not resident: the
+    pages are touched only as the heap is used."""
     match = _SIZE.match(memory)
     if match is None:
         raise ConfigurationError(f"spark.driver_memory {memory!r} is not a size such as 2g or 2048m")

@@ -77,14 +77,16 @@ CHECKPOINT_FILE_MANAGER = "org.apache.spark.sql.execution.streaming.FileSystemBa
 
 
 def jvm_conf(settings: Settings, master: str) -> dict[str, str]:
-    """``spark.jvm_options`` for the driver and executors; unset, on a local master only, the parallel collector,
-    a metaspace threshold above Spark's classes and the whole heap committed from the start."""
+    """``spark.jvm_options`` for the driver and executors; unset, on a local master only, the parallel collector
+    and a metaspace threshold above Spark's classes, and for the driver (the JVM that runs every task) its whole
+    heap committed from the start (executors, as in ``local-cluster``, have heaps of their own size)."""
     options = settings.spark.jvm_options
-    if options is None and master.startswith("local"):
-        options = f"{LOCAL_JVM_OPTIONS} {initial_heap_option(settings.spark.driver_memory)}"
-    if options is None:
+    if options is not None:
+        return {"spark.driver.extraJavaOptions": options, "spark.executor.extraJavaOptions": options}
+    if not master.startswith("local"):
         return {}
-    return {"spark.driver.extraJavaOptions": options, "spark.executor.extraJavaOptions": options}
+    driver = f"{LOCAL_JVM_OPTIONS} {initial_heap_option(settings.spark.driver_memory)}"
+    return {"spark.driver.extraJavaOptions": driver, "spark.executor.extraJavaOptions": LOCAL_JVM_OPTIONS}
 
 
 def spark_conf(settings: Settings, *, master: str | None = None) -> dict[str, str]:

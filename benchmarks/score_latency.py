@@ -394,19 +394,19 @@ def main() -> None:
             cpu = traffic_cpu_apart(meter.stop(), result.cpu_seconds)
             traffic_wall_s = time.perf_counter() - traffic_started
         warm_seconds, started_ms, load_before = result.warm_seconds, result.started_ms, result.load_before
+        timed_from_ms = started_ms + args.warmup * 1000  # scores of events from then on are in the percentiles
         produced_sent, produce_elapsed_s = result.produced, result.produce_elapsed_s
         progress = running.query.lastProgress
         reports = running.query.recentProgress
         batches = batch_profile(reports, running.writer.history, started_ms)
         if args.trace is not None:
-            timed_from_ms = result.started_ms + args.warmup * 1000
             write_trace(args.trace, reports, running.writer.history, result.seen, timed_from_ms)
         running.query.stop()
         running.close()
         spark.stop()
 
     seen = np.array(result.seen, dtype=np.float64).reshape(-1, 2)
-    steady = seen[seen[:, 0] >= started_ms + args.warmup * 1000]
+    steady = seen[seen[:, 0] >= timed_from_ms]
     latency_s = (steady[:, 1] - steady[:, 0]) / 1000
     report = {
         "rate_events_per_s": args.rate,
